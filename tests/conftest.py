@@ -1,0 +1,97 @@
+"""Fixtures that start the real parts: a private Redis, Celery workers and a live daphne.
+
+They use `tetris_site.stack`, the same code that `make run` uses. Each process runs with
+DATA_DIR in a temporary folder and the test database, so they see what the test wrote.
+"""
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from tetris_site import stack
+from tetris_site.settings import channel_layers_for
+
+
+def database_url(settings_dict: dict) -> str:
+    """A DATABASE_URL for child processes that points at the test database."""
+    engine = settings_dict["ENGINE"]
+    if engine.endswith("sqlite3"):
+        return f"sqlite:///{settings_dict['NAME']}"
+    if engine.endswith("postgresql"):
+        user, password = settings_dict.get("USER", ""), settings_dict.get("PASSWORD", "")
+        auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+        host, port = settings_dict.get("HOST") or "localhost", settings_dict.get("PORT") or 5432
+        return f"postgres://{auth}{host}:{port}/{settings_dict['NAME']}"
+    raise NotImplementedError(f"no DATABASE_URL for engine {engine}")
+
+
+@pytest.fixture(scope="session")
+def stack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """DATA_DIR for the processes that the tests start."""
+    return tmp_path_factory.mktemp("stack")
+
+
+@pytest.fixture(scope="session")
+def redis_server(stack_dir: Path) -> Iterator[stack.Service]:
+    """A private redis-server on a free port; this process's Celery and Channels use it."""
+    service = stack.start_redis(stack_dir, log_path=stack_dir / "redis.log")
+    from channels.layers import channel_layers
+
+    from tetris_site.celery import app as celery_app
+
+    settings.REDIS_URL = service.url
+    settings.CELERY_BROKER_URL = service.url
+    settings.CHANNEL_LAYERS = channel_layers_for(service.url)
+    channel_layers.backends.clear()
+    celery_app.conf.broker_url = service.url
+    yield service
+    service.stop(grace=5)
+
+
+@pytest.fixture(scope="session")
+def stack_env(
+    django_db_setup: None,
+    django_db_blocker: object,
+    redis_server: stack.Service,
+    stack_dir: Path,
+) -> dict[str, str]:
+    """Environment for child processes: the test database, the test Redis, a temp DATA_DIR."""
+    with django_db_blocker.unblock():
+        url = database_url(connection.settings_dict)
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=url,
+        REDIS_URL=redis_server.url,
+        DATA_DIR=str(stack_dir),
+        SECRET_KEY=settings.SECRET_KEY,
+        DJANGO_SETTINGS_MODULE="tetris_site.settings",
+        TORCH_THREADS="1",
+    )
+    return env
+
+
+@pytest.fixture(scope="session")
+def celery_worker(stack_env: dict[str, str], stack_dir: Path) -> Iterator[stack.Service]:
+    """One real Celery worker on queue `training`, also loading the tests' own tasks."""
+    service = stack.start_worker(
+        stack_env,
+        name="test-worker",
+        log_path=stack_dir / "worker.log",
+        extra_args=["--include", "tests.stack_tasks"],
+    )
+    yield service
+    service.stop(grace=10)
+
+
+@pytest.fixture(scope="session")
+def live_daphne(stack_env: dict[str, str], stack_dir: Path) -> Iterator[stack.Service]:
+    """A real daphne serving the project on a free port."""
+    service = stack.start_daphne(
+        stack_env, port=stack.free_port(), log_path=stack_dir / "daphne.log"
+    )
+    yield service
+    service.stop(grace=5)

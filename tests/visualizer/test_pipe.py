@@ -1,0 +1,84 @@
+"""The whole pipe: a task in a real worker publishes through the bridge to a run's group,
+and a WebSocket client connected to a live daphne receives it."""
+
+import asyncio
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from tests.stack_tasks import publish_to_run
+from tests.wsclient import open_socket, receive_json
+from tetris_site import stack
+
+pytestmark = [pytest.mark.stack, pytest.mark.django_db(transaction=True)]
+
+
+def _session_for(username: str) -> str:
+    user = get_user_model().objects.create_user(username, password="pw-for-tests-1")
+    client = Client()
+    client.force_login(user)
+    return client.cookies["sessionid"].value
+
+
+def test_worker_message_reaches_browser_socket(
+    celery_worker: stack.Service, live_daphne: stack.Service
+) -> None:
+    session = _session_for("ada")
+
+    async def scenario() -> dict:
+        socket = await open_socket(live_daphne.url, "/ws/runs/7/", session=session)
+        try:
+            # The group subscription is in place once the socket answers a round trip.
+            await socket.send("{}")
+            assert (await receive_json(socket))["type"] == "error"
+            publish_to_run.delay(7, "status", {"status": "running", "detail": "from worker"})
+            return await receive_json(socket, timeout=30)
+        finally:
+            await socket.close()
+
+    message = asyncio.run(scenario())
+    assert message == {"type": "status", "status": "running", "detail": "from worker"}
+
+
+def test_anonymous_socket_is_closed_with_4401(live_daphne: stack.Service) -> None:
+    async def scenario() -> int:
+        socket = await open_socket(live_daphne.url, "/ws/runs/7/")
+        await socket.wait_closed()
+        return socket.close_code
+
+    assert asyncio.run(scenario()) == 4401
+
+
+def test_foreign_origin_is_refused(live_daphne: stack.Service) -> None:
+    session = _session_for("bob")
+
+    async def scenario() -> None:
+        socket = await open_socket(
+            live_daphne.url, "/ws/runs/7/", session=session, origin="http://evil.example"
+        )
+        await socket.wait_closed()
+
+    with pytest.raises(Exception, match=r"403|rejected"):
+        asyncio.run(scenario())
+
+
+def test_malformed_json_gets_an_error_and_the_socket_stays_open(
+    live_daphne: stack.Service,
+) -> None:
+    session = _session_for("cy")
+
+    async def scenario() -> list[dict]:
+        socket = await open_socket(live_daphne.url, "/ws/runs/7/", session=session)
+        try:
+            replies = []
+            for text in ["{not json", "[1, 2]", '{"command": "dance"}', "x" * 10_000]:
+                await socket.send(text)
+                replies.append(await receive_json(socket))
+            return replies
+        finally:
+            await socket.close()
+
+    replies = asyncio.run(scenario())
+    assert [reply["type"] for reply in replies] == ["error"] * 4
+    assert "dance" in replies[2]["error"]

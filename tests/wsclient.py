@@ -1,0 +1,29 @@
+"""A small WebSocket client for tests: signs in through a session cookie, reads JSON."""
+
+import asyncio
+import json
+
+from websockets.asyncio.client import ClientConnection, connect
+
+
+def ws_url(http_url: str, path: str) -> str:
+    """The ws:// URL of `path` on the server at `http_url`."""
+    return http_url.replace("http://", "ws://", 1) + path
+
+
+async def open_socket(
+    http_url: str, path: str, *, session: str | None = None, origin: str | None = None
+) -> ClientConnection:
+    """Connect like a browser on `origin` (default: the server itself) with a session."""
+    headers = {"Cookie": f"sessionid={session}"} if session else {}
+    return await connect(
+        ws_url(http_url, path),
+        origin=origin or http_url,
+        additional_headers=headers,
+        open_timeout=10,
+    )
+
+
+async def receive_json(socket: ClientConnection, timeout: float = 10) -> dict:
+    """The next message, decoded."""
+    return json.loads(await asyncio.wait_for(socket.recv(), timeout))

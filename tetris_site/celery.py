@@ -1,0 +1,62 @@
+"""The Celery app. Workers run training on queue `training`, one run per worker process."""
+
+import os
+import threading
+
+from celery import Celery, signals
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tetris_site.settings")
+
+app = Celery("tetris_site")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+_CONCURRENCY_ENV = "TETRIS_WORKER_CONCURRENCY"
+
+
+@signals.worker_init.connect
+def _remember_concurrency(sender: object, **kwargs: object) -> None:
+    # Child processes inherit the environment, so each can size its torch pool.
+    os.environ[_CONCURRENCY_ENV] = str(getattr(sender, "concurrency", 1) or 1)
+
+
+@signals.worker_process_init.connect
+def _set_torch_threads(**kwargs: object) -> None:
+    import torch
+    from django.conf import settings
+
+    torch.set_num_threads(torch_threads_per_process(settings.TORCH_THREADS))
+
+
+def torch_threads_per_process(configured: int) -> int:
+    """Threads for one worker process: the setting, or the cores shared among processes."""
+    if configured > 0:
+        return configured
+    processes = int(os.environ.get(_CONCURRENCY_ENV, "1"))
+    return max(1, (os.cpu_count() or 1) // max(1, processes))
+
+
+_liveness_stop = threading.Event()
+
+
+@signals.worker_ready.connect
+def _start_liveness(sender: object, **kwargs: object) -> None:
+    from tetris_site import liveness
+
+    hostname = sender.hostname
+    concurrency = int(os.environ.get(_CONCURRENCY_ENV, "1"))
+
+    def beat_forever() -> None:
+        while not _liveness_stop.is_set():
+            liveness.beat(hostname, concurrency=concurrency)
+            _liveness_stop.wait(liveness.BEAT_SECONDS)
+
+    threading.Thread(target=beat_forever, name="liveness", daemon=True).start()
+
+
+@signals.worker_shutdown.connect
+def _stop_liveness(sender: object, **kwargs: object) -> None:
+    from tetris_site import liveness
+
+    _liveness_stop.set()
+    liveness.forget(sender.hostname)
