@@ -35,9 +35,12 @@ def stack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("stack")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def redis_server(stack_dir: Path) -> Iterator[stack.Service]:
-    """A private redis-server on a free port; this process's Celery and Channels use it."""
+    """A private redis-server on a free port; this process's Celery and Channels use it.
+
+    Autouse: services publish status changes, and must find a Redis in every test.
+    """
     service = stack.start_redis(stack_dir, log_path=stack_dir / "redis.log")
     from channels.layers import channel_layers
 
@@ -48,6 +51,7 @@ def redis_server(stack_dir: Path) -> Iterator[stack.Service]:
     settings.CHANNEL_LAYERS = channel_layers_for(service.url)
     channel_layers.backends.clear()
     celery_app.conf.broker_url = service.url
+    settings.MEDIA_ROOT = str(stack_dir / "media")
     yield service
     service.stop(grace=5)
 
@@ -95,3 +99,15 @@ def live_daphne(stack_env: dict[str, str], stack_dir: Path) -> Iterator[stack.Se
     )
     yield service
     service.stop(grace=5)
+
+
+@pytest.fixture
+def user(django_user_model: type) -> object:
+    """A signed-up user who owns runs."""
+    return django_user_model.objects.create_user("ada", password="pw-for-tests-1")
+
+
+@pytest.fixture
+def other_user(django_user_model: type) -> object:
+    """A second user, who must not see ada's private runs."""
+    return django_user_model.objects.create_user("bob", password="pw-for-tests-2")

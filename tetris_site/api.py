@@ -1,9 +1,19 @@
-"""The JSON API (django-ninja), with its OpenAPI schema at /api/openapi.json."""
+"""The JSON API (django-ninja), with its OpenAPI schema at /api/openapi.json.
 
+Errors always carry words: 400 `{"errors": {field: message}}` for bad input, and
+`{"error": message}` for 403, 404 and 409.
+"""
+
+from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
+from ninja.errors import ValidationError
 from ninja.security import django_auth
 
 from tetris_site import health
+from trainer.api import router as runs_router
+from trainer.models import InvalidTransition
+from trainer.rl.config import ConfigError
+from trainer.selectors import NotAllowed, RunNotFound
 
 api = NinjaAPI(
     title="Tetris Trainer API",
@@ -12,9 +22,42 @@ api = NinjaAPI(
     openapi_url="/openapi.json",
     docs_url="/docs",
 )
+api.add_router("/", runs_router)
 
 
 @api.get("/status", auth=None, tags=["health"])
-def status(request) -> dict:
+def status(request: HttpRequest) -> dict:
     """Health check: workers alive and runs by status (public, names no runs)."""
     return health.status()
+
+
+def _field_name(location: tuple) -> str:
+    # ("body", "body", "config") -> "config"; the request part and schema name add nothing.
+    parts = [str(part) for part in location if part not in {"body", "query", "path"}]
+    return ".".join(parts) or "body"
+
+
+@api.exception_handler(ValidationError)
+def bad_input(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    errors = {_field_name(tuple(e.get("loc", ()))): e.get("msg", "invalid") for e in exc.errors}
+    return api.create_response(request, {"errors": errors}, status=400)
+
+
+@api.exception_handler(ConfigError)
+def bad_config(request: HttpRequest, exc: ConfigError) -> HttpResponse:
+    return api.create_response(request, {"errors": exc.errors}, status=400)
+
+
+@api.exception_handler(RunNotFound)
+def not_found(request: HttpRequest, exc: RunNotFound) -> HttpResponse:
+    return api.create_response(request, {"error": str(exc)}, status=404)
+
+
+@api.exception_handler(NotAllowed)
+def not_allowed(request: HttpRequest, exc: NotAllowed) -> HttpResponse:
+    return api.create_response(request, {"error": str(exc)}, status=403)
+
+
+@api.exception_handler(InvalidTransition)
+def conflict(request: HttpRequest, exc: InvalidTransition) -> HttpResponse:
+    return api.create_response(request, {"error": str(exc)}, status=409)

@@ -1,7 +1,9 @@
 """The Celery app. Workers run training on queue `training`, one run per worker process."""
 
+import logging
 import os
 import threading
+import time
 
 from celery import Celery, signals
 
@@ -39,6 +41,9 @@ def torch_threads_per_process(configured: int) -> int:
 _liveness_stop = threading.Event()
 
 
+REAP_EVERY_SECONDS = 30.0
+
+
 @signals.worker_ready.connect
 def _start_liveness(sender: object, **kwargs: object) -> None:
     from tetris_site import liveness
@@ -47,11 +52,36 @@ def _start_liveness(sender: object, **kwargs: object) -> None:
     concurrency = int(os.environ.get(_CONCURRENCY_ENV, "1"))
 
     def beat_forever() -> None:
+        last_reap = 0.0
         while not _liveness_stop.is_set():
             liveness.beat(hostname, concurrency=concurrency)
+            # Any live worker sweeps: runs of a lost worker are failed even if it never returns.
+            if time.monotonic() - last_reap >= REAP_EVERY_SECONDS:
+                _reap_lost_runs()
+                last_reap = time.monotonic()
             _liveness_stop.wait(liveness.BEAT_SECONDS)
 
     threading.Thread(target=beat_forever, name="liveness", daemon=True).start()
+
+
+def _reap_lost_runs() -> None:
+    from django.db import DatabaseError
+
+    from trainer.services import run_reap
+
+    try:
+        run_reap()
+    except DatabaseError:
+        logging.getLogger(__name__).exception("the sweep for lost runs failed")
+
+
+@signals.worker_shutting_down.connect
+def _stop_own_runs(sender: str, **kwargs: object) -> None:
+    # A warm shutdown waits for running tasks: ask this worker's runs to checkpoint and
+    # stop (within a second) instead of training on until their budget ends.
+    from trainer.services import runs_stop_on_worker
+
+    runs_stop_on_worker(worker=sender, detail="the worker is shutting down")
 
 
 @signals.worker_shutdown.connect

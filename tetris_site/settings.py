@@ -116,6 +116,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 TORCH_THREADS = env_int("TORCH_THREADS", 0)  # 0: cores / worker processes
+# A running run whose heartbeat is older than this is failed as "worker lost".
+RUN_STALE_SECONDS = env_int("RUN_STALE_SECONDS", 60)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -13,18 +13,27 @@ import os
 import threading
 from concurrent.futures import Future
 
+import redis.asyncio as aioredis
 from channels.layers import get_channel_layer
+from django.conf import settings
 
 log = logging.getLogger(__name__)
 
 # Messages in flight before new ones are dropped: a stalled Redis must not grow memory.
 MAX_PENDING = 64
 SEND_TIMEOUT_SECONDS = 2.0
+# The last frame of a run outlives the run briefly, so a late viewer still sees the board.
+LAST_FRAME_TTL_SECONDS = 600
 
 
 def run_group(run_id: int) -> str:
     """The Channels group that every viewer of a run joins."""
     return f"run.{run_id}"
+
+
+def last_frame_key(group: str) -> str:
+    """The Redis key that holds a group's latest encoded frame."""
+    return f"tetris:last-frame:{group}"
 
 
 def encode(kind: str, payload: dict) -> str:
@@ -40,6 +49,7 @@ class Bridge:
         self._pid: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending = 0
+        self._redis: aioredis.Redis | None = None
         self.dropped = 0
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
@@ -51,18 +61,21 @@ class Bridge:
                     target=loop.run_forever, name="channels-bridge", daemon=True
                 )
                 thread.start()
-                self._loop, self._pid, self._pending = loop, os.getpid(), 0
+                self._loop, self._pid, self._pending, self._redis = loop, os.getpid(), 0, None
             return self._loop
 
-    def send(self, group: str, text: str) -> Future | None:
-        """Queue a pre-encoded message for a group; returns None when it was dropped."""
+    def send(self, group: str, text: str, *, remember: bool = False) -> Future | None:
+        """Queue a pre-encoded message for a group; returns None when it was dropped.
+
+        With `remember`, the message is also kept in Redis as the group's last frame.
+        """
         loop = self._ensure_loop()
         with self._lock:
             if self._pending >= MAX_PENDING:
                 self.dropped += 1
                 return None
             self._pending += 1
-        future = asyncio.run_coroutine_threadsafe(self._group_send(group, text), loop)
+        future = asyncio.run_coroutine_threadsafe(self._group_send(group, text, remember), loop)
         future.add_done_callback(self._done)
         return future
 
@@ -72,13 +85,19 @@ class Bridge:
         if future.cancelled() or future.exception() is not None:
             self.dropped += 1
 
-    async def _group_send(self, group: str, text: str) -> None:
+    async def _group_send(self, group: str, text: str, remember: bool) -> None:
         layer = get_channel_layer()
         try:
             await asyncio.wait_for(
                 layer.group_send(group, {"type": "broadcast", "text": text}),
                 SEND_TIMEOUT_SECONDS,
             )
+            if remember:
+                if self._redis is None:
+                    self._redis = aioredis.Redis.from_url(
+                        settings.REDIS_URL, socket_timeout=SEND_TIMEOUT_SECONDS
+                    )
+                await self._redis.set(last_frame_key(group), text, ex=LAST_FRAME_TTL_SECONDS)
         except Exception as exc:  # any Redis failure: drop the message, keep training
             log.warning("dropped a message for %s: %s", group, exc)
             raise
@@ -90,3 +109,20 @@ _bridge = Bridge()
 def publish(group: str, kind: str, payload: dict) -> Future | None:
     """Send one message of `kind` to every viewer in `group`, without blocking."""
     return _bridge.send(group, encode(kind, payload))
+
+
+def publish_frame(group: str, payload: dict) -> Future | None:
+    """Send a board frame to the group and keep it as the group's last frame."""
+    return _bridge.send(group, encode("frame", payload), remember=True)
+
+
+async def last_frame(group: str) -> dict | None:
+    """The group's last frame, for a new viewer's snapshot (None if none or Redis is down)."""
+    client = aioredis.Redis.from_url(settings.REDIS_URL, socket_timeout=SEND_TIMEOUT_SECONDS)
+    try:
+        text = await client.get(last_frame_key(group))
+    except aioredis.RedisError:
+        return None
+    finally:
+        await client.aclose()
+    return json.loads(text) if text else None

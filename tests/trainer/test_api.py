@@ -1,0 +1,126 @@
+"""The runs API: validation, access, downsampled metrics, CSV export, readable errors."""
+
+import json
+
+import pytest
+from django.test import Client
+
+from trainer import services
+from trainer.models import Run
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def ada(client: Client, user: object) -> Client:
+    client.force_login(user)
+    return client
+
+
+def post_json(client: Client, url: str, body: object) -> object:
+    return client.post(url, json.dumps(body), content_type="application/json")
+
+
+def test_anonymous_requests_get_401(client: Client) -> None:
+    assert client.get("/api/runs/").status_code == 401
+    assert client.post("/api/runs/1/stop").status_code == 401
+
+
+def test_status_is_public_and_names_no_runs(client: Client, user: object) -> None:
+    services.run_create(owner=user, name="secret-name")
+    response = client.get("/api/status")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["runs"]["queued"] == 1
+    assert "secret-name" not in response.content.decode()
+
+
+def test_create_answers_201_with_id_and_status(
+    ada: Client, django_capture_on_commit_callbacks: object
+) -> None:
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = post_json(ada, "/api/runs/", {"name": "first", "config": {"lr": 0.002}})
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["status"] == "queued"
+    assert body["config"]["lr"] == 0.002
+    assert len(callbacks) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "x", "config": {"lr": "fast"}}, "lr"),
+        ({"name": "x", "config": {"gamma": 7}}, "gamma"),
+        ({"name": "x", "algorithm": "ppo"}, "algorithm"),
+        ({"name": "x", "config": {"warp": 9}}, "warp"),
+        ({"name": ""}, "name"),
+        ({"config": {}}, "name"),
+        ({"name": "x", "config": [1, 2]}, "config"),
+    ],
+)
+def test_invalid_input_gets_400_per_field_and_queues_nothing(
+    ada: Client, django_capture_on_commit_callbacks: object, body: dict, field: str
+) -> None:
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = post_json(ada, "/api/runs/", body)
+    assert response.status_code == 400, response.content
+    errors = response.json()["errors"]
+    assert field in errors and errors[field]
+    assert Run.objects.count() == 0
+    assert callbacks == []
+
+
+def test_malformed_json_body_is_400(ada: Client) -> None:
+    response = ada.post("/api/runs/", "{oops", content_type="application/json")
+    assert response.status_code == 400
+
+
+def test_another_users_private_run_is_404_and_public_is_read_only(
+    client: Client, user: object, other_user: object
+) -> None:
+    run = services.run_create(owner=user, name="mine")
+    client.force_login(other_user)
+    assert client.get(f"/api/runs/{run.pk}/").status_code == 404
+    assert client.post(f"/api/runs/{run.pk}/stop").status_code == 404
+    run.visibility = "public"
+    run.save(update_fields=["visibility"])
+    assert client.get(f"/api/runs/{run.pk}/").status_code == 200
+    response = client.post(f"/api/runs/{run.pk}/stop")
+    assert response.status_code == 403
+    assert "owner" in response.json()["error"]
+    assert Run.objects.get(pk=run.pk).status == "queued"
+
+
+def test_stop_then_resume_through_the_api(
+    ada: Client, user: object, django_capture_on_commit_callbacks: object
+) -> None:
+    run = services.run_create(owner=user, name="mine")
+    assert ada.post(f"/api/runs/{run.pk}/stop").json()["status"] == "stopped"
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert ada.post(f"/api/runs/{run.pk}/resume").json()["status"] == "queued"
+    assert len(callbacks) == 1
+    response = ada.post(f"/api/runs/{run.pk}/resume")
+    assert response.status_code == 409
+    assert "queued" in response.json()["error"]
+
+
+def test_metrics_and_csv_export(ada: Client, user: object) -> None:
+    from tests.trainer.test_services import _metrics
+
+    run = services.run_create(owner=user, name="m")
+    _metrics(run, 50)
+    body = ada.get(f"/api/runs/{run.pk}/metrics?max_points=10").json()
+    assert body["total"] == 50
+    assert len(body["points"]) <= 10
+    assert {"episode", "lines", "score", "pieces", "loss"} <= set(body["points"][0])
+    response = ada.get(f"/api/runs/{run.pk}/export.csv")
+    text = b"".join(response.streaming_content).decode()
+    assert text.splitlines()[0].startswith("episode,lines,score")
+    assert len(text.splitlines()) == 51
+
+
+def test_openapi_schema_lists_the_contract(client: Client) -> None:
+    schema = client.get("/api/openapi.json").json()
+    for path in ("/api/status", "/api/runs/", "/api/runs/{run_id}/stop"):
+        assert path in schema["paths"]

@@ -1,0 +1,147 @@
+"""The admin is the run history: list, filter, stop, resume, clone, export."""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString, mark_safe
+
+from trainer import selectors, services
+from trainer.exporting import run_export_json
+from trainer.models import Checkpoint, InvalidTransition, Run
+
+SPARK_WIDTH, SPARK_HEIGHT = 120, 28
+
+
+def sparkline_svg(points: list[list[float]]) -> SafeString:
+    """A small SVG learning curve (mean lines per game) from a run's stored curve."""
+    if len(points) < 2:
+        return mark_safe("<span>—</span>")
+    ys = [p[1] for p in points]
+    top = max(ys) or 1.0
+    step = SPARK_WIDTH / (len(ys) - 1)
+    path = " ".join(
+        f"{i * step:.1f},{SPARK_HEIGHT - 2 - (y / top) * (SPARK_HEIGHT - 4):.1f}"
+        for i, y in enumerate(ys)
+    )
+    return format_html(
+        '<svg width="{}" height="{}" viewBox="0 0 {} {}" role="img" aria-label="learning curve">'
+        '<polyline fill="none" stroke="#4fc3f7" stroke-width="1.5" points="{}"/></svg>',
+        SPARK_WIDTH,
+        SPARK_HEIGHT,
+        SPARK_WIDTH,
+        SPARK_HEIGHT,
+        path,
+    )
+
+
+class CheckpointInline(admin.TabularInline):
+    model = Checkpoint
+    extra = 0
+    can_delete = False
+    fields = ("episode", "total_pieces", "size_bytes", "created_at", "download")
+    readonly_fields = fields
+    ordering = ("-episode",)
+
+    def has_add_permission(self, request: HttpRequest, obj: Run | None = None) -> bool:
+        return False
+
+    @admin.display(description="file")
+    def download(self, checkpoint: Checkpoint) -> str:
+        url = reverse("checkpoint-download", args=[checkpoint.run_id, checkpoint.pk])
+        return format_html('<a href="{}">download</a>', url)
+
+
+@admin.register(Run)
+class RunAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "name",
+        "status",
+        "owner",
+        "algorithm",
+        "episodes",
+        "best_lines",
+        "recent_lines",
+        "duration",
+        "curve_image",
+        "created_at",
+    )
+    list_display_links = ("id", "name")
+    list_filter = ("status", "algorithm", "visibility", ("owner", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("name",)
+    list_select_related = ("owner",)
+    list_per_page = 50
+    # COUNT(*) over 10,000 runs on every page view buys nothing.
+    show_full_result_count = False
+    date_hierarchy = None
+    readonly_fields = (
+        "status",
+        "task_id",
+        "worker",
+        "error",
+        "code_version",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "heartbeat_at",
+        "stop_requested_at",
+        "episodes",
+        "total_pieces",
+        "best_lines",
+        "recent_mean_lines",
+        "wall_time",
+        "curve_image",
+    )
+    exclude = ("curve",)
+    inlines = [CheckpointInline]
+    actions = ["stop_runs", "resume_runs", "clone_runs", "export_runs"]
+
+    @admin.display(description="recent lines", ordering="recent_mean_lines")
+    def recent_lines(self, run: Run) -> str:
+        return f"{run.recent_mean_lines:,.1f}"
+
+    @admin.display(description="duration", ordering="wall_time")
+    def duration(self, run: Run) -> str:
+        minutes, seconds = divmod(int(run.wall_time), 60)
+        hours, minutes = divmod(minutes, 60)
+        return f"{hours}:{minutes:02d}:{seconds:02d}"
+
+    @admin.display(description="lines per game")
+    def curve_image(self, run: Run) -> SafeString:
+        return sparkline_svg(run.curve)
+
+    def _each(self, request: HttpRequest, runs: QuerySet[Run], action: object, done: str) -> None:
+        ok = 0
+        for run in runs:
+            try:
+                action(run=run, user=request.user)
+                ok += 1
+            except (InvalidTransition, selectors.NotAllowed, selectors.RunNotFound) as error:
+                self.message_user(request, f"run {run.pk}: {error}", messages.WARNING)
+        if ok:
+            self.message_user(request, f"{done} {ok} run(s)", messages.SUCCESS)
+
+    @admin.action(description="Stop selected runs")
+    def stop_runs(self, request: HttpRequest, runs: QuerySet[Run]) -> None:
+        self._each(request, runs, services.run_stop, "stop requested for")
+
+    @admin.action(description="Resume selected runs")
+    def resume_runs(self, request: HttpRequest, runs: QuerySet[Run]) -> None:
+        self._each(request, runs, services.run_resume, "resumed")
+
+    @admin.action(description="Clone selected runs")
+    def clone_runs(self, request: HttpRequest, runs: QuerySet[Run]) -> None:
+        self._each(request, runs, services.run_clone, "cloned")
+
+    @admin.action(description="Export selected runs (JSON)")
+    def export_runs(self, request: HttpRequest, runs: QuerySet[Run]) -> HttpResponse:
+        data = [run_export_json(run) for run in runs.select_related("owner")]
+        response = HttpResponse(json.dumps(data, default=str), content_type="application/json")
+        response["Content-Disposition"] = 'attachment; filename="runs.json"'
+        return response

@@ -1,0 +1,142 @@
+"""The runs API: thin adapters that parse, check access, call a service, and answer."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.http import HttpRequest, StreamingHttpResponse
+from ninja import Field, Router, Schema, Status
+
+from trainer import selectors, services
+from trainer.exporting import metrics_csv_lines
+from trainer.models import Run
+
+router = Router(tags=["runs"])
+
+
+class RunIn(Schema):
+    """A new run: only `name` is required."""
+
+    name: str = Field(..., min_length=1, max_length=200)
+    algorithm: str | None = Field(None, description="dqn or cem; default: the preset's")
+    preset: str = Field("quick", description="quick, standard or record")
+    config: dict[str, Any] = Field(default_factory=dict, description="TrainConfig fields")
+    visibility: str = Field("private", description="private or public")
+    seed: int | None = None
+
+
+class RunOut(Schema):
+    """A run as the API shows it."""
+
+    id: int
+    name: str
+    owner: str
+    algorithm: str
+    preset: str
+    config: dict[str, Any]
+    seed: int
+    visibility: str
+    status: str
+    error: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    heartbeat_at: datetime | None
+    worker: str
+    code_version: str
+    episodes: int
+    total_pieces: int
+    best_lines: int
+    recent_mean_lines: float
+    wall_time: float
+
+    @staticmethod
+    def resolve_owner(run: Run) -> str:
+        return run.owner.get_username()
+
+
+class RunList(Schema):
+    """A page of runs."""
+
+    items: list[RunOut]
+    count: int
+
+
+class MetricsOut(Schema):
+    """Metric points (downsampled when `total > max_points`) and the stored total."""
+
+    points: list[dict[str, Any]]
+    total: int
+
+
+class ErrorOut(Schema):
+    """What went wrong, in words."""
+
+    error: str
+
+
+class FieldErrorsOut(Schema):
+    """One message per bad field; nothing was created."""
+
+    errors: dict[str, str]
+
+
+@router.get("/runs/", response=RunList)
+def list_runs(
+    request: HttpRequest, status: str | None = None, limit: int = 50, offset: int = 0
+) -> dict:
+    """Runs the user may see, newest first."""
+    runs = selectors.runs_visible_to(request.user)
+    if status:
+        runs = runs.filter(status=status)
+    limit, offset = min(max(limit, 1), 500), max(offset, 0)
+    return {"items": list(runs[offset : offset + limit]), "count": runs.count()}
+
+
+@router.post("/runs/", response={201: RunOut, 400: FieldErrorsOut})
+def create_run(request: HttpRequest, body: RunIn) -> Status:
+    """Create a run and queue it for the workers."""
+    return Status(201, services.run_create_and_start(owner=request.user, **body.dict()))
+
+
+@router.get("/runs/{run_id}/", response={200: RunOut, 404: ErrorOut})
+def get_run(request: HttpRequest, run_id: int) -> Run:
+    """One run."""
+    return selectors.run_for_viewer(request.user, run_id)
+
+
+@router.post(
+    "/runs/{run_id}/stop", response={200: RunOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut}
+)
+def stop_run(request: HttpRequest, run_id: int) -> Run:
+    """Ask the run to checkpoint and stop."""
+    return services.run_stop(run=selectors.run_for_viewer(request.user, run_id), user=request.user)
+
+
+@router.post(
+    "/runs/{run_id}/resume", response={200: RunOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut}
+)
+def resume_run(request: HttpRequest, run_id: int) -> Run:
+    """Queue a stopped or failed run again, from its last checkpoint."""
+    with transaction.atomic():
+        run = selectors.run_for_viewer(request.user, run_id)
+        return services.run_resume(run=run, user=request.user)
+
+
+@router.get("/runs/{run_id}/metrics", response={200: MetricsOut, 404: ErrorOut})
+def run_metrics(request: HttpRequest, run_id: int, max_points: int = 1500) -> dict:
+    """The run's metric points, downsampled on the server to at most `max_points`."""
+    run = selectors.run_for_viewer(request.user, run_id)
+    points, total = selectors.run_metric_points(run, max_points=min(max(max_points, 2), 100_000))
+    return {"points": points, "total": total}
+
+
+@router.get("/runs/{run_id}/export.csv", response={200: None, 404: ErrorOut})
+def export_csv(request: HttpRequest, run_id: int) -> StreamingHttpResponse:
+    """Every metric row of the run as CSV."""
+    run = selectors.run_for_viewer(request.user, run_id)
+    response = StreamingHttpResponse(metrics_csv_lines(run), content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="run-{run.pk}-metrics.csv"'
+    return response

@@ -1,0 +1,198 @@
+"""Runs, their per-episode metrics and their checkpoints."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class InvalidTransition(Exception):
+    """A status change that DESIGN.md's state machine does not allow."""
+
+
+class Run(models.Model):
+    """One training run: who started it, with what config, how it went."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        STOPPING = "stopping"
+        STOPPED = "stopped"
+        FINISHED = "finished"
+        FAILED = "failed"
+
+    class Visibility(models.TextChoices):
+        PRIVATE = "private"
+        PUBLIC = "public"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING, Status.STOPPING)
+    # queued -> running -> (stopping) -> stopped | finished | failed;
+    # resume takes stopped | failed back to queued.
+    TRANSITIONS: dict[str, frozenset[str]] = {
+        Status.QUEUED: frozenset({Status.RUNNING, Status.STOPPED, Status.FAILED}),
+        Status.RUNNING: frozenset(
+            {Status.STOPPING, Status.STOPPED, Status.FINISHED, Status.FAILED}
+        ),
+        Status.STOPPING: frozenset({Status.STOPPED, Status.FINISHED, Status.FAILED}),
+        Status.STOPPED: frozenset({Status.QUEUED}),
+        Status.FAILED: frozenset({Status.QUEUED}),
+        Status.FINISHED: frozenset(),
+    }
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="runs"
+    )
+    name = models.CharField(max_length=200)
+    algorithm = models.CharField(max_length=16)
+    preset = models.CharField(max_length=32, blank=True)
+    config = models.JSONField()
+    seed = models.BigIntegerField()
+    visibility = models.CharField(
+        max_length=8, choices=Visibility.choices, default=Visibility.PRIVATE
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    stop_requested_at = models.DateTimeField(null=True, blank=True)
+
+    task_id = models.CharField(max_length=64, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    error = models.TextField(blank=True)
+    code_version = models.CharField(max_length=64, blank=True)
+
+    episodes = models.BigIntegerField(default=0)
+    total_pieces = models.BigIntegerField(default=0)
+    best_lines = models.BigIntegerField(default=0)
+    recent_mean_lines = models.FloatField(default=0.0)
+    wall_time = models.FloatField(default=0.0, help_text="seconds trained, over all attempts")
+    # A few dozen (episode, mean lines) points, so lists can draw a curve without a query.
+    curve = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["status"]),
+            models.Index(fields=["owner", "-created_at"]),
+            models.Index(fields=["algorithm"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.name}"
+
+    @property
+    def is_active(self) -> bool:
+        """Queued, running or stopping: a worker holds it or will."""
+        return self.status in self.ACTIVE
+
+    def _transition(self, to: str, **fields: object) -> None:
+        # One conditional UPDATE: the check and the change are atomic, so two workers (or
+        # a worker and the reaper) can never both move the same run.
+        sources = [source for source, targets in self.TRANSITIONS.items() if to in targets]
+        updated = Run.objects.filter(pk=self.pk, status__in=sources).update(status=to, **fields)
+        if not updated:
+            current = Run.objects.filter(pk=self.pk).values_list("status", flat=True).first()
+            raise InvalidTransition(f"run {self.pk} cannot go from {current} to {to}")
+        self.status = to
+        for name, value in fields.items():
+            setattr(self, name, value)
+
+    def mark_running(self, *, worker: str, task_id: str = "") -> None:
+        """A worker took the run."""
+        now = timezone.now()
+        self._transition(
+            self.Status.RUNNING,
+            worker=worker,
+            task_id=task_id or self.task_id,
+            started_at=now,
+            heartbeat_at=now,
+            finished_at=None,
+            error="",
+        )
+
+    def request_stop(self) -> None:
+        """Ask the worker to checkpoint and stop; a queued run stops at once."""
+        now = timezone.now()
+        if self.status == self.Status.QUEUED:
+            self._transition(self.Status.STOPPED, stop_requested_at=now, finished_at=now)
+        else:
+            self._transition(self.Status.STOPPING, stop_requested_at=now)
+
+    def mark_stopped(self) -> None:
+        """The worker stopped on request, after its checkpoint."""
+        self._transition(self.Status.STOPPED, finished_at=timezone.now())
+
+    def mark_finished(self) -> None:
+        """The run used its whole budget."""
+        self._transition(self.Status.FINISHED, finished_at=timezone.now())
+
+    def mark_failed(self, reason: str) -> None:
+        """The run ended with an error, or its worker was lost."""
+        self._transition(self.Status.FAILED, finished_at=timezone.now(), error=reason[:10_000])
+
+    def requeue(self, *, task_id: str) -> None:
+        """Resume: back to the queue, to continue from the last checkpoint."""
+        self._transition(
+            self.Status.QUEUED,
+            task_id=task_id,
+            stop_requested_at=None,
+            finished_at=None,
+            error="",
+            worker="",
+        )
+
+    @property
+    def duration_seconds(self) -> float:
+        """Seconds trained so far."""
+        return self.wall_time
+
+
+class Metric(models.Model):
+    """One training episode's figures."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="metrics")
+    episode = models.BigIntegerField()
+    lines = models.BigIntegerField()
+    score = models.BigIntegerField()
+    pieces = models.BigIntegerField()
+    reward = models.FloatField()
+    loss = models.FloatField(null=True)
+    epsilon = models.FloatField(null=True)
+    placements_per_second = models.FloatField()
+    total_pieces = models.BigIntegerField()
+    wall_time = models.FloatField()
+    extra = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["run", "episode"]
+        constraints = [
+            # A retried batch or a resumed run can never write an episode twice.
+            models.UniqueConstraint(fields=["run", "episode"], name="metric_unique_episode"),
+        ]
+
+
+def checkpoint_upload_to(instance: Checkpoint, filename: str) -> str:
+    """Checkpoints live under MEDIA_ROOT/runs/<run id>/."""
+    return f"runs/{instance.run_id}/{filename}"
+
+
+class Checkpoint(models.Model):
+    """A saved model of a run, as a file under the media root."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="checkpoints")
+    file = models.FileField(upload_to=checkpoint_upload_to, max_length=500)
+    episode = models.BigIntegerField()
+    total_pieces = models.BigIntegerField()
+    wall_time = models.FloatField()
+    size_bytes = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["run", "-episode", "-id"]
+        indexes = [models.Index(fields=["run", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} checkpoint @ episode {self.episode}"

@@ -1,0 +1,177 @@
+"""The training loop's link to the database: metrics, summary, heartbeat, stop requests.
+
+It runs in the worker. Metrics are written in batches at most once a second; the
+heartbeat is refreshed at every write and at least every few seconds in between.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from collections import deque
+from pathlib import Path
+
+from django.conf import settings
+from django.db import DatabaseError
+from django.utils import timezone
+
+from trainer.models import Checkpoint, Metric, Run
+from trainer.rl.events import Callback, CheckpointInfo, EpisodeMetrics
+
+log = logging.getLogger(__name__)
+
+FLUSH_SECONDS = 1.0
+HEARTBEAT_SECONDS = 5.0
+STOP_POLL_SECONDS = 0.5
+RECENT_EPISODES = 100
+CURVE_POINTS = 64
+CHECKPOINTS_KEPT = 10
+
+
+class Curve:
+    """A fixed-size learning curve: buckets of episodes that double in width as it grows."""
+
+    def __init__(self, points: list[list[float]] | None = None) -> None:
+        self.points = [list(p) for p in points or []]  # [last episode, mean lines, count]
+
+    def add(self, episode: int, lines: float) -> None:
+        """Add one episode; merge neighbouring buckets when there are too many."""
+        width = max(1, int(self.points[0][2])) if self.points else 1
+        if self.points and self.points[-1][2] < width:
+            last = self.points[-1]
+            last[1] = (last[1] * last[2] + lines) / (last[2] + 1)
+            last[0], last[2] = episode, last[2] + 1
+        else:
+            self.points.append([episode, float(lines), 1])
+        if len(self.points) > CURVE_POINTS:
+            merged = []
+            for i in range(0, len(self.points) - 1, 2):
+                a, b = self.points[i], self.points[i + 1]
+                count = a[2] + b[2]
+                merged.append([b[0], (a[1] * a[2] + b[1] * b[2]) / count, count])
+            if len(self.points) % 2:
+                merged.append(self.points[-1])
+            self.points = merged
+
+
+class RunRecorder(Callback):
+    """Writes a run's metrics, summary and checkpoints, and answers `should_stop`."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.pending: list[Metric] = []
+        self.recent: deque[int] = deque(maxlen=RECENT_EPISODES)
+        self.curve = Curve(run.curve)
+        self.base_wall_time = run.wall_time
+        self.last_flush = time.monotonic()
+        self.last_beat = time.monotonic()
+        self.last_poll = 0.0
+        self.stop_requested = False
+
+    def on_episode(self, m: EpisodeMetrics) -> None:
+        """Buffer the episode; write the buffer when a second has passed."""
+        values = m.as_dict()
+        extra = {k: v for k, v in values.items() if k not in _METRIC_COLUMNS}
+        self.pending.append(
+            Metric(run_id=self.run.pk, extra=extra, **{k: values[k] for k in _METRIC_COLUMNS})
+        )
+        self.recent.append(m.lines)
+        self.curve.add(m.episode, m.lines)
+        self.run.episodes = max(self.run.episodes, m.episode)
+        self.run.total_pieces = m.total_pieces
+        self.run.best_lines = max(self.run.best_lines, m.lines)
+        self.run.recent_mean_lines = sum(self.recent) / len(self.recent)
+        self.run.wall_time = self.base_wall_time + m.wall_time
+        if time.monotonic() - self.last_flush >= FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write buffered metrics and the run's summary and heartbeat."""
+        batch, self.pending = self.pending, []
+        try:
+            if batch:
+                # ignore_conflicts: episodes replayed after a resume are already stored.
+                Metric.objects.bulk_create(batch, ignore_conflicts=True, batch_size=500)
+            self._save_summary()
+        except DatabaseError:
+            # Keep the rows for the next attempt rather than lose them.
+            self.pending = batch + self.pending
+            log.exception("could not write metrics for run %s; will retry", self.run.pk)
+        self.last_flush = self.last_beat = time.monotonic()
+
+    def _save_summary(self) -> None:
+        self.run.heartbeat_at = timezone.now()
+        self.run.curve = self.curve.points
+        Run.objects.filter(pk=self.run.pk).update(
+            heartbeat_at=self.run.heartbeat_at,
+            episodes=self.run.episodes,
+            total_pieces=self.run.total_pieces,
+            best_lines=self.run.best_lines,
+            recent_mean_lines=self.run.recent_mean_lines,
+            wall_time=self.run.wall_time,
+            curve=self.run.curve,
+        )
+
+    def should_stop(self) -> bool:
+        """Polled by the loop: true once a stop was requested. Also beats the heartbeat."""
+        now = time.monotonic()
+        if now - self.last_poll >= STOP_POLL_SECONDS and not self.stop_requested:
+            self.last_poll = now
+            try:
+                status = Run.objects.filter(pk=self.run.pk).values_list("status", flat=True).first()
+            except DatabaseError:
+                log.exception("could not poll run %s for a stop request", self.run.pk)
+                status = Run.Status.RUNNING  # a passing database error is no reason to stop
+            self.stop_requested = status in (Run.Status.STOPPING, None)
+        if now - self.last_flush >= FLUSH_SECONDS and self.pending:
+            self.flush()
+        elif now - self.last_beat >= HEARTBEAT_SECONDS:
+            try:
+                Run.objects.filter(pk=self.run.pk).update(heartbeat_at=timezone.now())
+            except DatabaseError:
+                log.exception("heartbeat of run %s failed", self.run.pk)
+            self.last_beat = now
+        return self.stop_requested
+
+    def on_checkpoint(self, c: CheckpointInfo) -> None:
+        """Keep a snapshot of the checkpoint and list it; prune the oldest."""
+        folder = Path(c.path).parent
+        snapshot = folder / f"episode-{c.episode:09d}.pt"
+        # A hard link is free and keeps this version when the next save renames over it.
+        try:
+            if snapshot.exists():
+                snapshot.unlink()
+            os.link(c.path, snapshot)
+        except OSError:
+            shutil.copyfile(c.path, snapshot)
+        media_root = Path(settings.MEDIA_ROOT)
+        Checkpoint.objects.create(
+            run_id=self.run.pk,
+            file=str(snapshot.relative_to(media_root)),
+            episode=c.episode,
+            total_pieces=c.total_pieces,
+            wall_time=self.base_wall_time + c.wall_time,
+            size_bytes=snapshot.stat().st_size,
+        )
+        old = Checkpoint.objects.filter(run_id=self.run.pk).order_by("-episode", "-id")[
+            CHECKPOINTS_KEPT:
+        ]
+        for checkpoint in old:
+            Path(media_root / checkpoint.file.name).unlink(missing_ok=True)
+            checkpoint.delete()
+
+
+_METRIC_COLUMNS = (
+    "episode",
+    "lines",
+    "score",
+    "pieces",
+    "reward",
+    "loss",
+    "epsilon",
+    "placements_per_second",
+    "total_pieces",
+    "wall_time",
+)

@@ -1,0 +1,96 @@
+"""Runs one training run in this process: the worker's task and `manage.py train` call it.
+
+Imports torch (through `trainer.rl`); web processes never import this module.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from collections.abc import Sequence
+
+from trainer import services
+from trainer.models import InvalidTransition, Run
+from trainer.recording import RunRecorder
+from trainer.rl import Callback, TrainConfig, TrainingDiverged, train
+from trainer.selectors import latest_checkpoint
+from visualizer.publisher import RunPublisher
+
+log = logging.getLogger(__name__)
+
+
+def worker_name() -> str:
+    """This process's name in a run's `worker` field."""
+    return f"{socket.gethostname()}"
+
+
+def run_execute(
+    *,
+    run_id: int,
+    worker: str,
+    task_id: str = "",
+    extra_callbacks: Sequence[Callback] = (),
+    interrupt: threading.Event | None = None,
+) -> Run | None:
+    """Train a queued run to its end; None if it was not queued (a duplicate delivery).
+
+    `interrupt` (Ctrl-C in `manage.py train`) stops the run like a stop request.
+    """
+    run = Run.objects.filter(pk=run_id).first()
+    if run is None or run.status != Run.Status.QUEUED:
+        log.info("run %s is not queued (%s): ignoring this delivery", run_id, run and run.status)
+        return None
+    try:
+        run.mark_running(worker=worker, task_id=task_id)
+    except InvalidTransition:
+        log.info("run %s was taken or stopped meanwhile: ignoring this delivery", run_id)
+        return None
+    services.publish_status(run, f"running on {worker}")
+
+    recorder = RunRecorder(run)
+    publisher = None
+    try:
+        config = TrainConfig.from_dict(run.config)
+        publisher = RunPublisher(run.pk, frames_per_second=config.frames_per_second)
+        checkpoint = latest_checkpoint(run)
+        result = train(
+            config,
+            callbacks=[recorder, publisher, *extra_callbacks],
+            should_stop=(
+                recorder.should_stop
+                if interrupt is None
+                else lambda: interrupt.is_set() or recorder.should_stop()
+            ),
+            checkpoint_dir=services.run_media_dir(run.pk),
+            resume_from=checkpoint.file.path if checkpoint else None,
+        )
+    except TrainingDiverged as error:
+        _end_failed(run, recorder, publisher, f"training diverged: {error}")
+    except Exception as error:
+        log.exception("run %s failed", run.pk)
+        _end_failed(run, recorder, publisher, f"{type(error).__name__}: {error}")
+    else:
+        recorder.flush()
+        publisher.flush()
+        run.refresh_from_db(fields=["status"])
+        if result.stopped or run.status == Run.Status.STOPPING:
+            run.mark_stopped()
+        else:
+            run.mark_finished()
+        services.publish_status(run, "")
+    return run
+
+
+def _end_failed(
+    run: Run, recorder: RunRecorder, publisher: RunPublisher | None, reason: str
+) -> None:
+    recorder.flush()
+    if publisher is not None:
+        publisher.flush()
+    try:
+        run.mark_failed(reason)
+    except InvalidTransition:
+        log.warning("run %s ended as %s before it could be marked failed", run.pk, run.status)
+        return
+    services.publish_status(run, reason)

@@ -1,0 +1,181 @@
+"""Writes with side effects: create, start, stop, resume, clone and delete runs.
+
+Every function is keyword-only, checks access through `selectors`, and enqueues work
+only after the transaction commits, so a worker never sees an uncommitted row.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from trainer.models import InvalidTransition, Run
+from trainer.rl.config import ConfigError, TrainConfig
+from trainer.selectors import RunNotFound, can_see, ensure_can_control, ensure_can_stop
+from trainer.version import code_version
+from visualizer import bridge
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_STALE_AFTER = timedelta(seconds=settings.RUN_STALE_SECONDS)
+
+
+def run_create(
+    *,
+    owner: AbstractBaseUser,
+    name: str,
+    algorithm: str | None = None,
+    preset: str = "quick",
+    config: dict | None = None,
+    seed: int | None = None,
+    visibility: str = Run.Visibility.PRIVATE,
+) -> Run:
+    """Validate the config and store a queued run; ConfigError names every bad field."""
+    errors: dict[str, str] = {}
+    name = (name or "").strip()
+    if not name or len(name) > 200:
+        errors["name"] = "must be 1 to 200 characters"
+    if visibility not in Run.Visibility.values:
+        errors["visibility"] = f"must be one of {', '.join(Run.Visibility.values)}"
+    if config is not None and not isinstance(config, dict):
+        errors["config"] = "must be an object of setting names to values"
+        config = None
+    overrides = dict(config or {})
+    if algorithm is not None:
+        overrides["algorithm"] = algorithm
+    if seed is not None:
+        overrides["seed"] = seed
+    try:
+        train_config = TrainConfig.from_preset(preset or "quick", overrides)
+    except ConfigError as error:
+        errors.update(error.errors)
+    if errors:
+        raise ConfigError(errors)
+    return Run.objects.create(
+        owner=owner,
+        name=name,
+        algorithm=train_config.algorithm,
+        preset=preset or "quick",
+        config=train_config.to_dict(),
+        seed=train_config.seed,
+        visibility=visibility,
+        status=Run.Status.QUEUED,
+        code_version=code_version(),
+    )
+
+
+def _enqueue(run: Run) -> None:
+    from trainer.tasks import train_run
+
+    task_id = run.task_id
+    transaction.on_commit(lambda: train_run.apply_async((run.pk,), task_id=task_id))
+
+
+def run_start(*, run: Run) -> Run:
+    """Hand a queued run to the workers once the transaction commits."""
+    if run.status != Run.Status.QUEUED:
+        raise InvalidTransition(f"run {run.pk} is {run.status}, not queued")
+    run.task_id = str(uuid.uuid4())
+    run.save(update_fields=["task_id"])
+    _enqueue(run)
+    return run
+
+
+@transaction.atomic
+def run_create_and_start(*, owner: AbstractBaseUser, **fields: object) -> Run:
+    """Create a run and queue it, in one transaction."""
+    return run_start(run=run_create(owner=owner, **fields))
+
+
+def run_stop(*, run: Run, user: AbstractBaseUser) -> Run:
+    """Record a stop request; the worker checkpoints and stops within a second."""
+    ensure_can_stop(user, run)
+    if run.status == Run.Status.STOPPING:
+        return run
+    run.request_stop()
+    publish_status(run, "stop requested" if run.status == Run.Status.STOPPING else "")
+    return run
+
+
+def run_resume(*, run: Run, user: AbstractBaseUser) -> Run:
+    """Queue a stopped or failed run again; it continues from its last checkpoint."""
+    ensure_can_control(user, run)
+    with transaction.atomic():
+        run.requeue(task_id=str(uuid.uuid4()))
+        _enqueue(run)
+    publish_status(run, "resumed")
+    return run
+
+
+def run_clone(*, run: Run, user: AbstractBaseUser, name: str | None = None) -> Run:
+    """Start a new run, owned by `user`, with the same config as one they may see."""
+    if not can_see(user, run):
+        raise RunNotFound(f"run {run.pk} not found")
+    return run_create_and_start(
+        owner=user,
+        name=name or f"{run.name} (copy)"[:200],
+        preset=run.preset,
+        config=run.config,
+        visibility=Run.Visibility.PRIVATE,
+    )
+
+
+def run_delete(*, run: Run, user: AbstractBaseUser) -> None:
+    """Delete a run that no worker holds, with its metrics and checkpoint files."""
+    ensure_can_control(user, run)
+    if run.status in (Run.Status.RUNNING, Run.Status.STOPPING):
+        raise InvalidTransition(f"run {run.pk} is {run.status}: stop it before deleting it")
+    folder = run_media_dir(run.pk)
+    run.delete()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def run_reap(*, stale_after: timedelta = HEARTBEAT_STALE_AFTER) -> list[int]:
+    """Mark runs whose worker stopped beating as failed ("worker lost"); return their ids."""
+    cutoff = timezone.now() - stale_after
+    stale = Run.objects.filter(
+        status__in=(Run.Status.RUNNING, Run.Status.STOPPING), heartbeat_at__lt=cutoff
+    )
+    reaped = []
+    for run in stale:
+        seen = timezone.localtime(run.heartbeat_at).strftime("%Y-%m-%d %H:%M:%S %Z")
+        try:
+            run.mark_failed(f"worker lost: {run.worker or 'worker'} sent no heartbeat since {seen}")
+        except InvalidTransition:
+            continue  # it ended on its own meanwhile
+        publish_status(run, run.error)
+        reaped.append(run.pk)
+    if reaped:
+        log.warning("marked runs %s failed: worker lost", reaped)
+    return reaped
+
+
+def runs_stop_on_worker(*, worker: str, detail: str) -> list[int]:
+    """Ask every run that `worker` trains to checkpoint and stop (worker shutdown)."""
+    stopped = []
+    for run in Run.objects.filter(worker=worker, status=Run.Status.RUNNING):
+        try:
+            run.request_stop()
+        except InvalidTransition:
+            continue
+        publish_status(run, detail)
+        stopped.append(run.pk)
+    return stopped
+
+
+def run_media_dir(run_id: int) -> Path:
+    """The folder with a run's checkpoint files."""
+    return Path(settings.MEDIA_ROOT) / "runs" / str(run_id)
+
+
+def publish_status(run: Run, detail: str = "") -> None:
+    """Tell the run's viewers its status changed (best effort, never blocks)."""
+    bridge.publish(bridge.run_group(run.pk), "status", {"status": run.status, "detail": detail})

@@ -1,0 +1,21 @@
+"""Celery tasks: thin adapters that re-fetch by id and call the runner or a service."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from trainer import services
+
+
+@shared_task(name="trainer.tasks.train_run", bind=True, ignore_result=True)
+def train_run(self, run_id: int) -> None:
+    """Train one run in this worker process; a run that is not queued is left alone."""
+    from trainer.runner import run_execute
+
+    run_execute(run_id=run_id, worker=self.request.hostname or "", task_id=self.request.id or "")
+
+
+@shared_task(name="trainer.tasks.reap_runs", ignore_result=True)
+def reap_runs() -> list[int]:
+    """Mark runs of lost workers failed."""
+    return services.run_reap()
