@@ -66,7 +66,7 @@ def test_invalid_input_gets_400_per_field_and_queues_nothing(
         response = post_json(ada, "/api/runs/", body)
     assert response.status_code == 400, response.content
     errors = response.json()["errors"]
-    assert field in errors and errors[field]
+    assert errors.get(field)
     assert Run.objects.count() == 0
     assert callbacks == []
 
