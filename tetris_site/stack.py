@@ -172,15 +172,16 @@ def start_worker(
     env: Mapping[str, str],
     *,
     name: str = "worker1",
+    queues: str = "training",
     concurrency: int = 1,
     log_path: Path | None = None,
     timeout: float = 60,
     extra_args: Sequence[str] = (),
 ) -> Service:
-    """A Celery worker on queue `training`, ready once it reports itself alive in Redis."""
+    """A Celery worker (on queue `training` by default), ready once it reports itself alive."""
     args = [
         PYTHON, "-m", "celery", "-A", "tetris_site", "worker",
-        "-Q", "training", "-c", str(concurrency), "-n", f"{name}@%h",
+        "-Q", queues, "-c", str(concurrency), "-n", f"{name}@%h",
         "--loglevel", "INFO", "--without-gossip", "--without-mingle",
         *extra_args,
     ]  # fmt: skip

@@ -10,35 +10,48 @@ from django.test import Client
 from tests.stack_tasks import publish_to_run
 from tests.wsclient import open_socket, receive_json
 from tetris_site import stack
+from trainer import services
 
 pytestmark = [pytest.mark.stack, pytest.mark.django_db(transaction=True)]
 
 
-def _session_for(username: str) -> str:
+def _session_and_run(username: str) -> tuple[str, int]:
     user = get_user_model().objects.create_user(username, password="pw-for-tests-1")
+    run = services.run_create(owner=user, name=f"{username}'s run")
     client = Client()
     client.force_login(user)
-    return client.cookies["sessionid"].value
+    return client.cookies["sessionid"].value, run.pk
 
 
 def test_worker_message_reaches_browser_socket(
     celery_worker: stack.Service, live_daphne: stack.Service
 ) -> None:
-    session = _session_for("ada")
+    session, run_id = _session_and_run("ada")
 
     async def scenario() -> dict:
-        socket = await open_socket(live_daphne.url, "/ws/runs/7/", session=session)
+        socket = await open_socket(live_daphne.url, f"/ws/runs/{run_id}/", session=session)
         try:
-            # The group subscription is in place once the socket answers a round trip.
-            await socket.send("{}")
-            assert (await receive_json(socket))["type"] == "error"
-            publish_to_run.delay(7, "status", {"status": "running", "detail": "from worker"})
+            # The group subscription is in place once the snapshot arrives.
+            assert (await receive_json(socket))["type"] == "snapshot"
+            publish_to_run.delay(run_id, "status", {"status": "running", "detail": "from worker"})
             return await receive_json(socket, timeout=30)
         finally:
             await socket.close()
 
     message = asyncio.run(scenario())
     assert message == {"type": "status", "status": "running", "detail": "from worker"}
+
+
+def test_another_users_private_run_is_closed_with_4403(live_daphne: stack.Service) -> None:
+    _, run_id = _session_and_run("dee")
+    stranger, _ = _session_and_run("eve")
+
+    async def scenario() -> int:
+        socket = await open_socket(live_daphne.url, f"/ws/runs/{run_id}/", session=stranger)
+        await socket.wait_closed()
+        return socket.close_code
+
+    assert asyncio.run(scenario()) == 4403
 
 
 def test_anonymous_socket_is_closed_with_4401(live_daphne: stack.Service) -> None:
@@ -51,11 +64,11 @@ def test_anonymous_socket_is_closed_with_4401(live_daphne: stack.Service) -> Non
 
 
 def test_foreign_origin_is_refused(live_daphne: stack.Service) -> None:
-    session = _session_for("bob")
+    session, run_id = _session_and_run("bob")
 
     async def scenario() -> None:
         socket = await open_socket(
-            live_daphne.url, "/ws/runs/7/", session=session, origin="http://evil.example"
+            live_daphne.url, f"/ws/runs/{run_id}/", session=session, origin="http://evil.example"
         )
         await socket.wait_closed()
 
@@ -66,11 +79,12 @@ def test_foreign_origin_is_refused(live_daphne: stack.Service) -> None:
 def test_malformed_json_gets_an_error_and_the_socket_stays_open(
     live_daphne: stack.Service,
 ) -> None:
-    session = _session_for("cy")
+    session, run_id = _session_and_run("cy")
 
     async def scenario() -> list[dict]:
-        socket = await open_socket(live_daphne.url, "/ws/runs/7/", session=session)
+        socket = await open_socket(live_daphne.url, f"/ws/runs/{run_id}/", session=session)
         try:
+            assert (await receive_json(socket))["type"] == "snapshot"
             replies = []
             for text in ["{not json", "[1, 2]", '{"command": "dance"}', "x" * 10_000]:
                 await socket.send(text)
