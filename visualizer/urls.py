@@ -1,9 +1,27 @@
-"""Viewer pages."""
+"""Viewer pages, and the static files when no proxy serves them."""
 
-from django.urls import path
+import re
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
+from django.contrib.staticfiles.views import serve as serve_static
+from django.urls import path, re_path
 
 from visualizer import views
 
+# daphne serves no files of its own. With `make run` there is no proxy in front, so the
+# app serves static/ itself (public: the sign-in page needs its stylesheet); behind a
+# proxy, the proxy answers /static/ from STATIC_ROOT and requests never reach this route.
+STATIC_PREFIX = re.escape(settings.STATIC_URL.lstrip("/"))
+
 urlpatterns = [
     path("", views.index, name="index"),
+    path("runs/new/", views.run_new, name="run-new"),
+    path("runs/<int:run_id>/", views.run_detail, name="run-detail"),
+    re_path(
+        rf"^{STATIC_PREFIX}(?P<path>.+)$",
+        login_not_required(serve_static),
+        {"insecure": True},
+        name="static",
+    ),
 ]

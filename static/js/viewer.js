@@ -1,0 +1,280 @@
+// The live viewer of one run: a WebSocket that reconnects by itself and re-syncs from
+// each new snapshot, feeding the board, the figures, the charts and the controls.
+"use strict";
+
+(function (ns) {
+  const page = JSON.parse(document.getElementById("viewer-page").textContent);
+  const $ = (id) => document.getElementById(id);
+
+  const board = new ns.BoardView($("board"), $("next-piece"), page.width, page.height);
+  const charts = new ns.ChartBoard($("charts"), page.algorithm);
+
+  const RECONNECT_FIRST_MS = 500;
+  const RECONNECT_MAX_MS = 10000;
+  const CLOSE_UNAUTHENTICATED = 4401;
+  const CLOSE_FORBIDDEN = 4403;
+  const ACTIVE = ["queued", "running"];
+  const RESUMABLE = ["stopped", "failed"];
+  const RECENT_EPISODES = 100;
+
+  let socket = null;
+  let attempt = 0;
+  let reconnectTimer = null;
+  let run = null;
+  let recentLines = [];
+  let recentFromHistory = false;
+  let lastFrame = null;
+  let framePending = null;
+  let commandPending = false;
+
+  // --- small formatting helpers ---
+
+  function formatNumber(value, digits = 0) {
+    if (value === null || value === undefined || !Number.isFinite(Number(value))) return "–";
+    return Number(value).toLocaleString("en-US", {
+      minimumFractionDigits: digits,
+      maximumFractionDigits: digits,
+    });
+  }
+
+  function formatDuration(seconds) {
+    const total = Math.floor(seconds || 0);
+    const h = Math.floor(total / 3600);
+    const m = Math.floor((total % 3600) / 60);
+    const s = total % 60;
+    return `${h}:${String(m).padStart(2, "0")}:${String(s).padStart(2, "0")}`;
+  }
+
+  function setText(id, text) {
+    $(id).textContent = text;
+  }
+
+  // --- connection indicator ---
+
+  function setConnection(state, label) {
+    const indicator = $("connection");
+    indicator.dataset.state = state;
+    indicator.querySelector(".label").textContent = label || state;
+    renderControls();
+  }
+
+  function isConnected() {
+    return socket !== null && socket.readyState === WebSocket.OPEN && run !== null;
+  }
+
+  // --- run status, error and controls ---
+
+  function setStatus(status, detail) {
+    run.status = status;
+    const badge = $("run-status");
+    badge.textContent = status;
+    badge.className = `badge status-${status}`;
+    if (status === "failed") {
+      run.error = detail || run.error;
+    } else {
+      run.error = "";
+    }
+    const errorBox = $("run-error");
+    errorBox.hidden = !run.error;
+    errorBox.querySelector(".message").textContent = run.error;
+    commandPending = false;
+    renderControls();
+  }
+
+  function renderControls() {
+    const startButton = $("start-button");
+    const stopButton = $("stop-button");
+    if (run === null) {
+      startButton.hidden = stopButton.hidden = true;
+      return;
+    }
+    const stopping = run.status === "stopping";
+    stopButton.hidden = !(run.can_stop && (ACTIVE.includes(run.status) || stopping));
+    stopButton.disabled = stopping || commandPending || !isConnected();
+    stopButton.textContent = stopping ? "Stopping…" : "Stop";
+    startButton.hidden = !(run.can_control && RESUMABLE.includes(run.status));
+    startButton.disabled = commandPending || !isConnected();
+  }
+
+  function sendCommand(command) {
+    if (!isConnected()) return;
+    commandPending = true;
+    renderControls();
+    socket.send(JSON.stringify({ command }));
+  }
+
+  function showNotice(text) {
+    const notice = $("notice");
+    notice.textContent = text;
+    notice.hidden = !text;
+  }
+
+  // --- figures ---
+
+  function renderSummary() {
+    setText("stat-episodes", formatNumber(run.episodes));
+    setText("stat-total-pieces", formatNumber(run.total_pieces));
+    setText("stat-best-lines", formatNumber(run.best_lines));
+    setText("stat-recent-lines", formatNumber(recentMean(), 1));
+    setText("stat-wall-time", formatDuration(run.wall_time));
+    setText("stat-speed", formatNumber(run.placements_per_second));
+  }
+
+  function recentMean() {
+    if (!recentFromHistory && recentLines.length < RECENT_EPISODES) return run.recent_mean_lines;
+    if (!recentLines.length) return null;
+    return recentLines.reduce((sum, lines) => sum + lines, 0) / recentLines.length;
+  }
+
+  function rememberLines(points) {
+    for (const point of points) {
+      if (typeof point.lines === "number") recentLines.push(point.lines);
+    }
+    recentLines = recentLines.slice(-RECENT_EPISODES);
+  }
+
+  function absorbMetrics(points) {
+    const last = points[points.length - 1];
+    run.episodes = Math.max(run.episodes, last.episode);
+    run.total_pieces = Math.max(run.total_pieces, last.total_pieces || 0);
+    run.wall_time = Math.max(run.wall_time, last.wall_time || 0);
+    run.placements_per_second = last.placements_per_second;
+    for (const point of points) run.best_lines = Math.max(run.best_lines, point.lines || 0);
+  }
+
+  // --- board frames: drawn at most once per animation frame, latest wins ---
+
+  function showFrame(frame) {
+    if (lastFrame && frame.episode === lastFrame.episode && frame.t > lastFrame.t) {
+      const rate = (frame.pieces - lastFrame.pieces) / (frame.t - lastFrame.t);
+      setText("stat-pps", formatNumber(rate, 0));
+    }
+    lastFrame = frame;
+    if (framePending === null) window.requestAnimationFrame(drawFrame);
+    framePending = frame;
+  }
+
+  function drawFrame() {
+    const frame = framePending;
+    framePending = null;
+    board.draw(frame.board, frame.next);
+    $("board-wrap").classList.add("has-frame");
+    setText("stat-episode", formatNumber(frame.episode));
+    setText("stat-lines", formatNumber(frame.lines));
+    setText("stat-score", formatNumber(frame.score));
+    setText("stat-pieces", formatNumber(frame.pieces));
+  }
+
+  // --- messages ---
+
+  const handlers = {
+    snapshot(message) {
+      run = message.run;
+      run.placements_per_second = null;
+      attempt = 0;
+      setConnection("live", "live");
+      const points = message.metrics.points;
+      charts.replace(points);
+      recentFromHistory = points.length === message.metrics.total;
+      recentLines = [];
+      if (recentFromHistory) rememberLines(points);
+      if (points.length) run.placements_per_second = points[points.length - 1].placements_per_second;
+      setStatus(run.status, run.error);
+      renderSummary();
+      lastFrame = null;
+      if (message.frame) showFrame(message.frame);
+    },
+    frame(message) {
+      showFrame(message);
+    },
+    metrics(message) {
+      if (run === null || !message.points.length) return;
+      charts.append(message.points);
+      rememberLines(message.points);
+      absorbMetrics(message.points);
+      renderSummary();
+    },
+    status(message) {
+      if (run !== null) setStatus(message.status, message.detail);
+    },
+    error(message) {
+      commandPending = false;
+      renderControls();
+      showNotice(message.error);
+    },
+  };
+
+  // --- the socket ---
+
+  function socketUrl() {
+    const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
+    return `${scheme}//${window.location.host}${page.socket_path}`;
+  }
+
+  function connect() {
+    window.clearTimeout(reconnectTimer);
+    setConnection("connecting", "connecting…");
+    socket = new WebSocket(socketUrl());
+    socket.addEventListener("message", (event) => {
+      const message = JSON.parse(event.data);
+      const handle = handlers[message.type];
+      if (handle) handle(message);
+    });
+    socket.addEventListener("close", (event) => {
+      socket = null;
+      if (event.code === CLOSE_UNAUTHENTICATED) {
+        setConnection("offline", "signed out");
+        window.location.href = `${page.login_url}?next=${encodeURIComponent(window.location.pathname)}`;
+      } else if (event.code === CLOSE_FORBIDDEN) {
+        setConnection("offline", "no access");
+      } else {
+        scheduleReconnect();
+      }
+    });
+  }
+
+  // Exponential backoff with jitter: 0.5 s doubling to 10 s, each wait between half and
+  // all of its step, so viewers of a restarted server do not all come back at once.
+  function scheduleReconnect() {
+    const step = Math.min(RECONNECT_MAX_MS, RECONNECT_FIRST_MS * 2 ** attempt);
+    const wait = step / 2 + Math.random() * (step / 2);
+    attempt += 1;
+    setConnection("reconnecting", `reconnecting in ${(wait / 1000).toFixed(1)} s`);
+    reconnectTimer = window.setTimeout(connect, wait);
+  }
+
+  function reconnectNow() {
+    if (socket === null) {
+      attempt = 0;
+      connect();
+    }
+  }
+
+  // --- wiring ---
+
+  $("stop-button").addEventListener("click", () => sendCommand("stop"));
+  $("start-button").addEventListener("click", () => sendCommand("start"));
+  $("notice").addEventListener("click", () => showNotice(""));
+  const smoothing = $("smoothing");
+  const smoothingValue = $("smoothing-value");
+  smoothing.addEventListener("input", () => {
+    const weight = Number(smoothing.value);
+    smoothingValue.textContent = weight.toFixed(2);
+    charts.setSmoothing(weight);
+  });
+  $("raw").addEventListener("change", (event) => {
+    smoothing.disabled = event.target.checked;
+    charts.setRawOnly(event.target.checked);
+  });
+  window.addEventListener("online", reconnectNow);
+
+  // Tests and the console can read the viewer's state.
+  ns.viewer = {
+    chartPoints: () => charts.pointCount(),
+    connected: isConnected,
+    status: () => (run ? run.status : null),
+  };
+
+  charts.setSmoothing(Number(smoothing.value));
+  connect();
+})(window.TetrisTrainer);
