@@ -107,6 +107,21 @@ def get_run(request: HttpRequest, run_id: int) -> Run:
     return selectors.run_for_viewer(request.user, run_id)
 
 
+class RunPatch(Schema):
+    """Fields the owner may change."""
+
+    visibility: str = Field(..., description="private or public")
+
+
+@router.patch(
+    "/runs/{run_id}/", response={200: RunOut, 400: FieldErrorsOut, 403: ErrorOut, 404: ErrorOut}
+)
+def update_run(request: HttpRequest, run_id: int, body: RunPatch) -> Run:
+    """Change a run's visibility (owner only)."""
+    run = selectors.run_for_viewer(request.user, run_id)
+    return services.run_set_visibility(run=run, user=request.user, visibility=body.visibility)
+
+
 @router.post(
     "/runs/{run_id}/stop", response={200: RunOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut}
 )

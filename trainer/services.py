@@ -115,6 +115,18 @@ def run_resume(*, run: Run, user: AbstractBaseUser) -> Run:
     return run
 
 
+def run_set_visibility(*, run: Run, user: AbstractBaseUser, visibility: str) -> Run:
+    """Make a run public or private (owner only); viewers who lost access are cut off."""
+    ensure_can_control(user, run)
+    if visibility not in Run.Visibility.values:
+        raise ConfigError({"visibility": f"must be one of {', '.join(Run.Visibility.values)}"})
+    run.visibility = visibility
+    run.save(update_fields=["visibility"])
+    if visibility == Run.Visibility.PRIVATE:
+        bridge.publish_access_changed(bridge.run_group(run.pk))
+    return run
+
+
 def run_clone(*, run: Run, user: AbstractBaseUser, name: str | None = None) -> Run:
     """Start a new run, owned by `user`, with the same config as one they may see."""
     if not can_see(user, run):

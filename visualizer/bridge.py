@@ -85,13 +85,17 @@ class Bridge:
         if future.cancelled() or future.exception() is not None:
             self.dropped += 1
 
+    def send_event(self, group: str, event: dict) -> Future:
+        """Queue a channel-layer event for the group's consumers (not for the browser)."""
+        loop = self._ensure_loop()
+        return asyncio.run_coroutine_threadsafe(self._send_event(group, event), loop)
+
+    async def _send_event(self, group: str, event: dict) -> None:
+        await asyncio.wait_for(get_channel_layer().group_send(group, event), SEND_TIMEOUT_SECONDS)
+
     async def _group_send(self, group: str, text: str, remember: bool) -> None:
-        layer = get_channel_layer()
         try:
-            await asyncio.wait_for(
-                layer.group_send(group, {"type": "broadcast", "text": text}),
-                SEND_TIMEOUT_SECONDS,
-            )
+            await self._send_event(group, {"type": "broadcast", "text": text})
             if remember:
                 if self._redis is None:
                     self._redis = aioredis.Redis.from_url(
@@ -114,6 +118,11 @@ def publish(group: str, kind: str, payload: dict) -> Future | None:
 def publish_frame(group: str, payload: dict) -> Future | None:
     """Send a board frame to the group and keep it as the group's last frame."""
     return _bridge.send(group, encode("frame", payload), remember=True)
+
+
+def publish_access_changed(group: str) -> Future:
+    """Tell the group's consumers to re-check their viewer's access (a run went private)."""
+    return _bridge.send_event(group, {"type": "access.changed"})
 
 
 async def last_frame(group: str) -> dict | None:

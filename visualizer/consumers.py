@@ -96,6 +96,19 @@ class RunConsumer(AsyncWebsocketConsumer):
         """Answer bad input with an `error` message; the socket stays open."""
         await self.send(text_data=bridge.encode("error", {"error": error}))
 
+    async def access_changed(self, event: dict) -> None:
+        """The run's visibility changed: close the socket if this viewer lost access."""
+        if not await self._may_still_see():
+            await self.close(code=CLOSE_FORBIDDEN)
+
+    @database_sync_to_async
+    def _may_still_see(self) -> bool:
+        try:
+            selectors.run_for_viewer(self.scope["user"], self.run_id)
+        except selectors.RunNotFound:
+            return False
+        return True
+
     async def broadcast(self, event: dict) -> None:
         """Relay a pre-encoded frame, metrics or status message from the bridge."""
         await self.send(text_data=event["text"])
