@@ -1,0 +1,120 @@
+"""cem: noisy cross-entropy search over linear weights of the BCTS features.
+
+Szita & Lőrincz (2006), with Thiery & Scherrer's BCTS features (2009): sample weight vectors
+from a Gaussian, play a training game with each, refit the Gaussian to the best fraction and
+add noise so the search does not collapse early. Selection only works while the cap on
+training games rarely binds, so the cap grows with the elite's games, and training may use a
+lower board (`cem_train_height`), where games are exponentially shorter, so that agents which
+would outlive any affordable cap on the full board are still told apart.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from trainer.rl.config import TrainConfig
+from trainer.rl.policies import play_linear_in_threads
+from trainer.rl.run import RunContext, numpy_rng_state, restore_numpy_rng
+from trainer.tetris import FEATURE_SETS, TetrisGame
+
+FEATURE_SET = "bcts"
+# The first generation's cap: random weights lose within a few hundred pieces.
+INITIAL_PIECE_CAP = 1_000
+
+
+def train_cem(config: TrainConfig, run: RunContext, resumed: dict[str, Any] | None) -> None:
+    """Run the cem learner until `run` says to finish, then write the final checkpoint."""
+    # seeding
+    rng = np.random.default_rng(config.seed)
+    # the search distribution
+    num_weights = len(FEATURE_SETS[FEATURE_SET])
+    mean = np.zeros(num_weights)
+    std = np.full(num_weights, config.cem_initial_std)
+    generation, piece_cap = 0, INITIAL_PIECE_CAP
+    if resumed:
+        mean, std = resumed["mean"].double().numpy(), resumed["std"].double().numpy()
+        generation, piece_cap = resumed["generation"], resumed["piece_cap"]
+        rng = restore_numpy_rng(resumed["numpy_rng"])
+    if config.piece_cap:
+        piece_cap = min(piece_cap, config.piece_cap)
+    train_height = config.cem_train_height or config.height
+    elite_count = round(config.cem_population * config.cem_elite_fraction)
+
+    def state() -> dict[str, Any]:
+        return {
+            "mean": torch.from_numpy(mean),
+            "std": torch.from_numpy(std),
+            "generation": generation,
+            "piece_cap": piece_cap,
+            "numpy_rng": numpy_rng_state(rng),
+        }
+
+    def policy() -> dict[str, Any]:
+        return {"kind": "linear", "feature_set": FEATURE_SET, "weights": torch.from_numpy(mean)}
+
+    # Viewers watch the current mean weights play a full-size game, one piece per frame.
+    showcase = TetrisGame(config.width, config.height, config.randomizer, config.seed)
+
+    def keep_going() -> bool:
+        if run.frame_due():
+            showcase.play_linear(mean, FEATURE_SET, 1)
+            if showcase.game_over or (config.piece_cap and showcase.pieces >= config.piece_cap):
+                showcase.reset()
+            run.send_frame(showcase)
+        return not run.finished()
+
+    while not run.finished():
+        noise = config.cem_noise
+        if config.cem_noise_decay_generations:
+            noise *= max(0.0, 1.0 - generation / config.cem_noise_decay_generations)
+        samples = mean + std * rng.standard_normal((config.cem_population, num_weights))
+        games = [
+            run.new_game(rng, train_height)
+            for _ in range(config.cem_population * config.cem_games_per_sample)
+        ]
+        started = time.monotonic()
+        complete = play_linear_in_threads(
+            games,
+            np.repeat(samples, config.cem_games_per_sample, axis=0),
+            FEATURE_SET,
+            piece_cap=piece_cap,
+            threads=config.threads,
+            keep_going=keep_going,
+        )
+        if not complete:
+            break  # stopped or out of budget mid-generation: keep the last whole generation
+        seconds = time.monotonic() - started
+        lines = np.array([game.lines for game in games]).reshape(config.cem_population, -1)
+        pieces = np.array([game.pieces for game in games]).reshape(config.cem_population, -1)
+        fitness = lines.mean(axis=1)
+        elite = np.argsort(fitness)[-elite_count:]
+        mean = samples[elite].mean(axis=0)
+        std = np.sqrt(samples[elite].var(axis=0) + noise)
+        generation += 1
+
+        extra = {
+            "cem/generation": generation,
+            "cem/population_mean_lines": float(fitness.mean()),
+            "cem/elite_mean_lines": float(fitness[elite].mean()),
+            "cem/weight_std": float(std.mean()),
+            "cem/noise": noise,
+            "cem/piece_cap": piece_cap,
+            "cem/capped_games": int((pieces >= piece_cap).sum()),
+            "cem/train_height": train_height,
+            "cem/generation_seconds": seconds,
+        }
+        # The next cap leaves room for the elite to do much better than it just did.
+        piece_cap = max(INITIAL_PIECE_CAP, int(config.cem_cap_growth * np.median(pieces[elite])))
+        if config.piece_cap:
+            piece_cap = min(piece_cap, config.piece_cap)
+        for game in games:
+            run.total_pieces += game.pieces
+            run.end_episode(game, game.lines, None, None, extra)
+        if run.checkpoint_due():
+            run.save(state(), policy())
+
+    run.save(state(), policy())

@@ -1,0 +1,196 @@
+"""Greedy evaluation on a fixed list of seeds that training never uses."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trainer.rl.events import Callback, EpisodeMetrics, Frame
+from trainer.rl.policies import (
+    LinearPolicy,
+    Policy,
+    load_policy,
+    one_torch_thread,
+    play_linear_in_threads,
+)
+from trainer.tetris import PIECE_NAMES, TetrisGame
+
+# Training games draw seeds below this; evaluation seeds start here, so they never overlap.
+EVAL_SEED_BASE = 2**31
+
+
+def evaluation_seeds(games: int) -> list[int]:
+    """The fixed evaluation seeds: the same list for every policy and every run."""
+    return [EVAL_SEED_BASE + i for i in range(games)]
+
+
+@dataclass
+class EvalResult:
+    """Lines per game of a greedy evaluation, with the cap and time it ran under."""
+
+    policy: str
+    games: int
+    lines: list[int]
+    pieces: list[int]
+    mean_lines: float
+    median_lines: float
+    min_lines: int
+    max_lines: int
+    piece_cap: int
+    seconds: float
+    truncated: int
+    """games that did not end by themselves: cut by the piece cap or the time budget"""
+    time_budget_s: float | None = None
+    seeds: list[int] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-safe dict."""
+        return asdict(self)
+
+
+def evaluate(
+    policy: str | Path | Policy,
+    *,
+    games: int = 20,
+    piece_cap: int = 0,
+    seeds: Sequence[int] | None = None,
+    time_budget_s: float | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    width: int = 10,
+    height: int = 20,
+    randomizer: str = "uniform",
+    threads: int = 2,
+) -> EvalResult:
+    """Play greedy games on fixed seeds, each to game over, `piece_cap` or the time budget."""
+    if isinstance(policy, str | Path):
+        policy = load_policy(policy)
+    seeds = list(seeds) if seeds is not None else evaluation_seeds(games)
+    boards = [TetrisGame(width, height, randomizer, seed) for seed in seeds]
+    start = time.monotonic()
+    deadline = start + time_budget_s if time_budget_s else float("inf")
+    done = 0
+
+    def game_over(index: int) -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress(done, len(boards))
+
+    if isinstance(policy, LinearPolicy):
+        play_linear_in_threads(
+            boards,
+            [policy.weights] * len(boards),
+            policy.feature_set,
+            piece_cap=piece_cap,
+            threads=threads,
+            keep_going=lambda: time.monotonic() < deadline,
+            on_game_over=game_over,
+        )
+    else:
+        with one_torch_thread():
+            _play_in_lockstep(policy, boards, piece_cap, deadline, game_over)
+    lines = [board.lines for board in boards]
+    return EvalResult(
+        policy=policy.name,
+        games=len(boards),
+        lines=lines,
+        pieces=[board.pieces for board in boards],
+        mean_lines=statistics.fmean(lines),
+        median_lines=statistics.median(lines),
+        min_lines=min(lines),
+        max_lines=max(lines),
+        piece_cap=piece_cap,
+        seconds=time.monotonic() - start,
+        truncated=sum(not board.game_over for board in boards),
+        time_budget_s=time_budget_s,
+        seeds=seeds,
+    )
+
+
+def _play_in_lockstep(
+    policy: Policy,
+    boards: list[TetrisGame],
+    piece_cap: int,
+    deadline: float,
+    game_over: Callable[[int], None],
+) -> None:
+    """Advance all unfinished games one placement at a time, scoring them in one batch."""
+    active = list(range(len(boards)))
+    while active and time.monotonic() < deadline:
+        for index, action in zip(active, policy.choose([boards[i] for i in active]), strict=True):
+            boards[index].step(action)
+        still = []
+        for index in active:
+            board = boards[index]
+            if board.game_over or (piece_cap and board.pieces >= piece_cap):
+                game_over(index)
+            else:
+                still.append(index)
+        active = still
+
+
+def watch(
+    policy: str | Path | Policy,
+    *,
+    callbacks: Sequence[Callback] = (),
+    should_stop: Callable[[], bool] = lambda: False,
+    frames_per_second: float = 15.0,
+    games: int = 1,
+    seed: int = EVAL_SEED_BASE,
+    piece_cap: int = 0,
+    width: int = 10,
+    height: int = 20,
+    randomizer: str = "uniform",
+) -> list[int]:
+    """Play greedy games at one placement per frame for viewers; return lines per game.
+
+    With `frames_per_second` 0 the games run at full speed and send no frames.
+    """
+    if isinstance(policy, str | Path):
+        policy = load_policy(policy)
+    started = time.monotonic()
+    lines_per_game: list[int] = []
+    total_pieces = 0
+    for episode in range(1, games + 1):
+        game = TetrisGame(width, height, randomizer, seed + episode - 1)
+        next_frame = time.monotonic()
+        while not game.game_over and not (piece_cap and game.pieces >= piece_cap):
+            if should_stop():
+                return lines_per_game
+            game.step(policy.choose([game])[0])
+            frame = Frame(
+                episode,
+                game.board_string(),
+                PIECE_NAMES[game.next_piece],
+                game.lines,
+                game.score,
+                game.pieces,
+            )
+            if not frames_per_second:
+                continue
+            for callback in callbacks:
+                callback.on_frame(frame)
+            next_frame += 1.0 / frames_per_second
+            time.sleep(max(0.0, next_frame - time.monotonic()))
+        lines_per_game.append(game.lines)
+        total_pieces += game.pieces
+        elapsed = time.monotonic() - started
+        metrics = EpisodeMetrics(
+            episode=episode,
+            lines=game.lines,
+            score=game.score,
+            pieces=game.pieces,
+            reward=float(game.lines),
+            loss=None,
+            epsilon=None,
+            placements_per_second=total_pieces / elapsed if elapsed else 0.0,
+            total_pieces=total_pieces,
+            wall_time=elapsed,
+        )
+        for callback in callbacks:
+            callback.on_episode(metrics)
+    return lines_per_game

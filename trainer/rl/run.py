@@ -1,0 +1,199 @@
+"""The bookkeeping both algorithms share: counters, budgets, stop polling, frames, checkpoints."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trainer.rl.checkpoint import CHECKPOINT_NAME, save_checkpoint
+from trainer.rl.config import TrainConfig
+from trainer.rl.events import Callback, CheckpointInfo, EpisodeMetrics, Frame
+from trainer.tetris import PIECE_NAMES, TetrisGame
+
+# Training games draw their seeds below this bound; evaluation seeds lie above it.
+TRAIN_SEED_LIMIT = 2**31
+STOP_POLL_S = 0.25
+RECENT_EPISODES = 100
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the run stops and writes no checkpoint."""
+
+
+@dataclass
+class TrainResult:
+    """How a run ended."""
+
+    episodes: int
+    total_pieces: int
+    best_lines: int
+    recent_mean_lines: float
+    wall_time: float
+    stopped: bool
+    checkpoint: Path | None
+
+
+class RunContext:
+    """A run's counters, budgets, stop polling, frame pacing, metrics and checkpoints."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        callbacks: Sequence[Callback],
+        should_stop: Callable[[], bool],
+        checkpoint_dir: Path | None,
+        progress: dict[str, Any] | None,
+    ) -> None:
+        self.config = config
+        self.callbacks = list(callbacks)
+        self.should_stop = should_stop
+        self.checkpoint_file = checkpoint_dir / CHECKPOINT_NAME if checkpoint_dir else None
+        progress = progress or {}
+        self.episodes: int = progress.get("episodes", 0)
+        self.total_pieces: int = progress.get("total_pieces", 0)
+        self.best_lines: int = progress.get("best_lines", 0)
+        self.recent_lines: deque[int] = deque(progress.get("recent_lines", []), RECENT_EPISODES)
+        self._wall_time_before = progress.get("wall_time", 0.0)
+        self._started = time.monotonic()
+        self._pieces_at_start = self.total_pieces
+        self._next_poll = 0.0
+        self._next_frame = 0.0
+        self._next_checkpoint = self._started + config.checkpoint_every_s
+        self.stop_requested = False
+        self.last_checkpoint: Path | None = None
+
+    @property
+    def wall_time(self) -> float:
+        """Seconds of training in this run, across resumes."""
+        return self._wall_time_before + time.monotonic() - self._started
+
+    def placements_per_second(self) -> float:
+        """Placements per second since this process started on the run."""
+        elapsed = time.monotonic() - self._started
+        return (self.total_pieces - self._pieces_at_start) / elapsed if elapsed > 0 else 0.0
+
+    def finished(self) -> bool:
+        """Whether the run must end now: a stop was requested or a budget is spent."""
+        now = time.monotonic()
+        if now >= self._next_poll:
+            self._next_poll = now + STOP_POLL_S
+            self.stop_requested = self.stop_requested or bool(self.should_stop())
+        config = self.config
+        return (
+            self.stop_requested
+            or bool(config.max_minutes and self.wall_time >= config.max_minutes * 60)
+            or bool(config.max_episodes and self.episodes >= config.max_episodes)
+            or bool(config.max_pieces and self.total_pieces >= config.max_pieces)
+        )
+
+    def new_game(self, rng: np.random.Generator, height: int | None = None) -> TetrisGame:
+        """A fresh training game with a seed from `rng` (never an evaluation seed)."""
+        config = self.config
+        seed = int(rng.integers(TRAIN_SEED_LIMIT))
+        return TetrisGame(config.width, height or config.height, config.randomizer, seed)
+
+    def frame_due(self) -> bool:
+        """Whether a board frame is due now (a clock read; never true with frames off)."""
+        return bool(self.config.frames_per_second) and time.monotonic() >= self._next_frame
+
+    def send_frame(self, game: TetrisGame) -> None:
+        """Send the game's board to the callbacks and start the wait for the next frame."""
+        self._next_frame = time.monotonic() + 1.0 / self.config.frames_per_second
+        frame = Frame(
+            episode=self.episodes + 1,
+            board=game.board_string(),
+            next=PIECE_NAMES[game.next_piece],
+            lines=game.lines,
+            score=game.score,
+            pieces=game.pieces,
+        )
+        for callback in self.callbacks:
+            callback.on_frame(frame)
+
+    def end_episode(
+        self,
+        game: TetrisGame,
+        reward: float,
+        loss: float | None,
+        epsilon: float | None,
+        extra: dict[str, float] | None = None,
+    ) -> None:
+        """Count a finished training game and report it."""
+        self.episodes += 1
+        self.best_lines = max(self.best_lines, game.lines)
+        self.recent_lines.append(game.lines)
+        metrics = EpisodeMetrics(
+            episode=self.episodes,
+            lines=game.lines,
+            score=game.score,
+            pieces=game.pieces,
+            reward=float(reward),
+            loss=loss,
+            epsilon=epsilon,
+            placements_per_second=self.placements_per_second(),
+            total_pieces=self.total_pieces,
+            wall_time=self.wall_time,
+            extra=extra or {},
+        )
+        for callback in self.callbacks:
+            callback.on_episode(metrics)
+
+    def checkpoint_due(self) -> bool:
+        """Whether `checkpoint_every_s` has passed since the last checkpoint."""
+        return self.checkpoint_file is not None and time.monotonic() >= self._next_checkpoint
+
+    def save(self, state: dict[str, Any], policy: dict[str, Any]) -> Path | None:
+        """Write a checkpoint of the learner's `state` and greedy `policy`, then tell callbacks."""
+        self._next_checkpoint = time.monotonic() + self.config.checkpoint_every_s
+        if self.checkpoint_file is None:
+            return None
+        wall_time = self.wall_time
+        payload = {
+            "config": self.config.to_dict(),
+            "progress": {
+                "episodes": self.episodes,
+                "total_pieces": self.total_pieces,
+                "best_lines": self.best_lines,
+                "recent_lines": list(self.recent_lines),
+                "wall_time": wall_time,
+            },
+            "state": state,
+            "policy": policy,
+        }
+        self.last_checkpoint = save_checkpoint(payload, self.checkpoint_file)
+        info = CheckpointInfo(self.last_checkpoint, self.episodes, self.total_pieces, wall_time)
+        for callback in self.callbacks:
+            callback.on_checkpoint(info)
+        return self.last_checkpoint
+
+    def result(self) -> TrainResult:
+        """The run's outcome so far."""
+        recent = statistics.fmean(self.recent_lines) if self.recent_lines else 0.0
+        return TrainResult(
+            episodes=self.episodes,
+            total_pieces=self.total_pieces,
+            best_lines=self.best_lines,
+            recent_mean_lines=recent,
+            wall_time=self.wall_time,
+            stopped=self.stop_requested,
+            checkpoint=self.last_checkpoint,
+        )
+
+
+def numpy_rng_state(rng: np.random.Generator) -> dict[str, Any]:
+    """A Generator's state as plain data a weights-only checkpoint can hold."""
+    return rng.bit_generator.state
+
+
+def restore_numpy_rng(state: dict[str, Any]) -> np.random.Generator:
+    """A Generator continuing from `numpy_rng_state`'s output."""
+    rng = np.random.default_rng()
+    rng.bit_generator.state = state
+    return rng

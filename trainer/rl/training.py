@@ -1,0 +1,49 @@
+"""train(): the one entry point of a training run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from trainer.rl.cem import train_cem
+from trainer.rl.checkpoint import load_checkpoint
+from trainer.rl.config import ConfigError, TrainConfig
+from trainer.rl.dqn import train_dqn
+from trainer.rl.events import Callback
+from trainer.rl.policies import one_torch_thread
+from trainer.rl.run import RunContext, TrainResult
+
+# Fields a resumed run must share with its checkpoint: they shape the saved state.
+_STATE_SHAPING = ("algorithm", "width", "height", "features", "hidden_size")
+
+
+def train(
+    config: TrainConfig,
+    *,
+    callbacks: Sequence[Callback] = (),
+    should_stop: Callable[[], bool] = lambda: False,
+    checkpoint_dir: Path | None = None,
+    resume_from: Path | None = None,
+) -> TrainResult:
+    """Train until a budget is spent or `should_stop()` is true; checkpoint at the end."""
+    resumed = load_checkpoint(resume_from) if resume_from else None
+    if resumed:
+        saved = resumed["config"]
+        errors = {
+            name: f"must stay {saved[name]!r} to resume, got {getattr(config, name)!r}"
+            for name in _STATE_SHAPING
+            if saved[name] != getattr(config, name)
+        }
+        if errors:
+            raise ConfigError(errors)
+    run = RunContext(
+        config,
+        callbacks,
+        should_stop,
+        Path(checkpoint_dir) if checkpoint_dir else None,
+        resumed["progress"] if resumed else None,
+    )
+    learner = {"dqn": train_dqn, "cem": train_cem}[config.algorithm]
+    with one_torch_thread():
+        learner(config, run, resumed["state"] if resumed else None)
+    return run.result()
