@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
 
 from trainer.models import Run
 from trainer.rl.config import PRESETS, TrainConfig
@@ -41,6 +43,15 @@ def allowed_values(spec: dict[str, Any]) -> str:
     return f"{low} to {high}"
 
 
+def doc_html(doc: str) -> SafeString:
+    """A field's docstring as HTML, with its `backticked` names set as code."""
+    parts = escape(doc).split("`")
+    # Safe: the text was escaped before the code tags were added.
+    return mark_safe(
+        "".join(f"<code>{part}</code>" if i % 2 else part for i, part in enumerate(parts))
+    )
+
+
 def config_field(spec: dict[str, Any], initial: Any) -> forms.Field:
     """A form field for one TrainConfig field spec: a select for choices, else a number."""
     if "choices" in spec:
@@ -52,7 +63,7 @@ def config_field(spec: dict[str, Any], initial: Any) -> forms.Field:
     else:
         widget = forms.TextInput()
     field = forms.CharField(
-        required=False, strip=True, widget=widget, help_text=spec["doc"], initial=initial
+        required=False, strip=True, widget=widget, help_text=doc_html(spec["doc"]), initial=initial
     )
     field.allowed = allowed_values(spec)
     return field

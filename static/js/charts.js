@@ -57,6 +57,13 @@ window.TetrisTrainer = window.TetrisTrainer || {};
     return merged;
   }
 
+  const COMPACT = new Intl.NumberFormat("en-US", { notation: "compact", maximumFractionDigits: 2 });
+
+  // Tick labels that fit a narrow axis: 1.2k, 3.4M, 0.05.
+  function compactTicks(plot, ticks) {
+    return ticks.map((tick) => COMPACT.format(tick));
+  }
+
   function titleOf(key) {
     return key.replace(/[_/]+/g, " ");
   }
@@ -78,7 +85,7 @@ window.TetrisTrainer = window.TetrisTrainer || {};
           legend: { show: false },
           cursor: { sync: { key: "episodes" }, drag: { x: true, y: false } },
           scales: { x: { time: false } },
-          axes: [{ ...AXIS, label: "" }, { ...AXIS, size: 56 }],
+          axes: [{ ...AXIS, size: 32 }, { ...AXIS, size: 52, values: compactTicks }],
           series: [
             { label: "episode" },
             { label: `${title} (raw)`, stroke: `${color}55`, width: 1 },
@@ -107,8 +114,9 @@ window.TetrisTrainer = window.TetrisTrainer || {};
   }
 
   class ChartBoard {
-    constructor(container, algorithm) {
+    constructor(container, emptyNote, algorithm) {
       this.container = container;
+      this.emptyNote = emptyNote;
       this.algorithm = algorithm;
       this.points = [];
       this.charts = new Map();
@@ -165,6 +173,8 @@ window.TetrisTrainer = window.TetrisTrainer || {};
 
     afterChange(newPoints) {
       this.addChartsFor(newPoints);
+      this.emptyNote.hidden = this.points.length > 0;
+      this.container.hidden = this.points.length === 0;
       this.scheduleDraw();
     }
 

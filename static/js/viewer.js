@@ -7,7 +7,7 @@
   const $ = (id) => document.getElementById(id);
 
   const board = new ns.BoardView($("board"), $("next-piece"), page.width, page.height);
-  const charts = new ns.ChartBoard($("charts"), page.algorithm);
+  const charts = new ns.ChartBoard($("charts"), $("charts-empty"), page.algorithm);
 
   const RECONNECT_FIRST_MS = 500;
   const RECONNECT_MAX_MS = 10000;
@@ -74,6 +74,8 @@
     } else {
       run.error = "";
     }
+    $("board-waiting").textContent =
+      ACTIVE.includes(status) ? "waiting for the agent…" : `no live board: the run is ${status}`;
     const errorBox = $("run-error");
     errorBox.hidden = !run.error;
     errorBox.querySelector(".message").textContent = run.error;
@@ -120,9 +122,10 @@
     setText("stat-speed", formatNumber(run.placements_per_second));
   }
 
+  // The run's stored mean until the browser has seen enough episodes to compute it.
   function recentMean() {
-    if (!recentFromHistory && recentLines.length < RECENT_EPISODES) return run.recent_mean_lines;
-    if (!recentLines.length) return null;
+    const complete = recentFromHistory || recentLines.length >= RECENT_EPISODES;
+    if (!complete || !recentLines.length) return run.recent_mean_lines;
     return recentLines.reduce((sum, lines) => sum + lines, 0) / recentLines.length;
   }
 
