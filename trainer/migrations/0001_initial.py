@@ -9,7 +9,6 @@ import trainer.models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -18,92 +17,159 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Run',
+            name="Run",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('algorithm', models.CharField(max_length=16)),
-                ('preset', models.CharField(blank=True, max_length=32)),
-                ('config', models.JSONField()),
-                ('seed', models.BigIntegerField()),
-                ('visibility', models.CharField(choices=[('private', 'Private'), ('public', 'Public')], default='private', max_length=8)),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('stopping', 'Stopping'), ('stopped', 'Stopped'), ('finished', 'Finished'), ('failed', 'Failed')], default='queued', max_length=10)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('heartbeat_at', models.DateTimeField(blank=True, null=True)),
-                ('stop_requested_at', models.DateTimeField(blank=True, null=True)),
-                ('task_id', models.CharField(blank=True, max_length=64)),
-                ('worker', models.CharField(blank=True, max_length=200)),
-                ('error', models.TextField(blank=True)),
-                ('code_version', models.CharField(blank=True, max_length=64)),
-                ('episodes', models.BigIntegerField(default=0)),
-                ('total_pieces', models.BigIntegerField(default=0)),
-                ('best_lines', models.BigIntegerField(default=0)),
-                ('recent_mean_lines', models.FloatField(default=0.0)),
-                ('wall_time', models.FloatField(default=0.0, help_text='seconds trained, over all attempts')),
-                ('curve', models.JSONField(blank=True, default=list)),
-                ('owner', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='runs', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                ("algorithm", models.CharField(max_length=16)),
+                ("preset", models.CharField(blank=True, max_length=32)),
+                ("config", models.JSONField()),
+                ("seed", models.BigIntegerField()),
+                (
+                    "visibility",
+                    models.CharField(
+                        choices=[("private", "Private"), ("public", "Public")],
+                        default="private",
+                        max_length=8,
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("stopping", "Stopping"),
+                            ("stopped", "Stopped"),
+                            ("finished", "Finished"),
+                            ("failed", "Failed"),
+                        ],
+                        default="queued",
+                        max_length=10,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("heartbeat_at", models.DateTimeField(blank=True, null=True)),
+                ("stop_requested_at", models.DateTimeField(blank=True, null=True)),
+                ("task_id", models.CharField(blank=True, max_length=64)),
+                ("worker", models.CharField(blank=True, max_length=200)),
+                ("error", models.TextField(blank=True)),
+                ("code_version", models.CharField(blank=True, max_length=64)),
+                ("episodes", models.BigIntegerField(default=0)),
+                ("total_pieces", models.BigIntegerField(default=0)),
+                ("best_lines", models.BigIntegerField(default=0)),
+                ("recent_mean_lines", models.FloatField(default=0.0)),
+                (
+                    "wall_time",
+                    models.FloatField(default=0.0, help_text="seconds trained, over all attempts"),
+                ),
+                ("curve", models.JSONField(blank=True, default=list)),
+                (
+                    "owner",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="runs",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='Metric',
+            name="Metric",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('episode', models.BigIntegerField()),
-                ('lines', models.BigIntegerField()),
-                ('score', models.BigIntegerField()),
-                ('pieces', models.BigIntegerField()),
-                ('reward', models.FloatField()),
-                ('loss', models.FloatField(null=True)),
-                ('epsilon', models.FloatField(null=True)),
-                ('placements_per_second', models.FloatField()),
-                ('total_pieces', models.BigIntegerField()),
-                ('wall_time', models.FloatField()),
-                ('extra', models.JSONField(default=dict)),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='metrics', to='trainer.run')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("episode", models.BigIntegerField()),
+                ("lines", models.BigIntegerField()),
+                ("score", models.BigIntegerField()),
+                ("pieces", models.BigIntegerField()),
+                ("reward", models.FloatField()),
+                ("loss", models.FloatField(null=True)),
+                ("epsilon", models.FloatField(null=True)),
+                ("placements_per_second", models.FloatField()),
+                ("total_pieces", models.BigIntegerField()),
+                ("wall_time", models.FloatField()),
+                ("extra", models.JSONField(default=dict)),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="metrics",
+                        to="trainer.run",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['run', 'episode'],
+                "ordering": ["run", "episode"],
             },
         ),
         migrations.CreateModel(
-            name='Checkpoint',
+            name="Checkpoint",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('file', models.FileField(max_length=500, upload_to=trainer.models.checkpoint_upload_to)),
-                ('episode', models.BigIntegerField()),
-                ('total_pieces', models.BigIntegerField()),
-                ('wall_time', models.FloatField()),
-                ('size_bytes', models.BigIntegerField(default=0)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='checkpoints', to='trainer.run')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "file",
+                    models.FileField(max_length=500, upload_to=trainer.models.checkpoint_upload_to),
+                ),
+                ("episode", models.BigIntegerField()),
+                ("total_pieces", models.BigIntegerField()),
+                ("wall_time", models.FloatField()),
+                ("size_bytes", models.BigIntegerField(default=0)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="checkpoints",
+                        to="trainer.run",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['run', '-episode', '-id'],
+                "ordering": ["run", "-episode", "-id"],
             },
         ),
         migrations.AddIndex(
-            model_name='run',
-            index=models.Index(fields=['status'], name='trainer_run_status_42edf6_idx'),
+            model_name="run",
+            index=models.Index(fields=["status"], name="trainer_run_status_42edf6_idx"),
         ),
         migrations.AddIndex(
-            model_name='run',
-            index=models.Index(fields=['owner', '-created_at'], name='trainer_run_owner_i_e2605c_idx'),
+            model_name="run",
+            index=models.Index(
+                fields=["owner", "-created_at"], name="trainer_run_owner_i_e2605c_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='run',
-            index=models.Index(fields=['algorithm'], name='trainer_run_algorit_91bef2_idx'),
+            model_name="run",
+            index=models.Index(fields=["algorithm"], name="trainer_run_algorit_91bef2_idx"),
         ),
         migrations.AddConstraint(
-            model_name='metric',
-            constraint=models.UniqueConstraint(fields=('run', 'episode'), name='metric_unique_episode'),
+            model_name="metric",
+            constraint=models.UniqueConstraint(
+                fields=("run", "episode"), name="metric_unique_episode"
+            ),
         ),
         migrations.AddIndex(
-            model_name='checkpoint',
-            index=models.Index(fields=['run', '-created_at'], name='trainer_che_run_id_8befe8_idx'),
+            model_name="checkpoint",
+            index=models.Index(fields=["run", "-created_at"], name="trainer_che_run_id_8befe8_idx"),
         ),
     ]
