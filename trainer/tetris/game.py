@@ -53,11 +53,17 @@ def _validate(width: int, height: int, randomizer: str) -> None:
 
 
 def _weights_for(weights: np.ndarray, feature_set: str) -> np.ndarray:
-    """Weights as a contiguous float64 vector, checked against the feature set's length."""
+    """Weights as a contiguous float64 vector: finite, one per feature of the set.
+
+    (A NaN would rank no placement best, and the greedy kernels assume one always is.)
+    """
+    feature_set_id(feature_set)  # ValueError for an unknown set
     w = np.ascontiguousarray(weights, dtype=np.float64)
     expected = len(FEATURE_SETS[feature_set])
     if w.shape != (expected,):
         raise ValueError(f"{feature_set!r} needs {expected} weights, got shape {w.shape}")
+    if not np.isfinite(w).all():
+        raise ValueError(f"weights must be finite, got {w}")
     return w
 
 
@@ -239,9 +245,10 @@ class TetrisGame:
 
     def features(self, feature_set: str = "bcts") -> np.ndarray:
         """float32 features of the current board; move features describe the last placement."""
+        fs = feature_set_id(feature_set)
         out = np.zeros(len(FEATURE_SETS[feature_set]), np.float32)
         kernels.write_features(
-            feature_set_id(feature_set),
+            fs,
             self._rows,
             int(self._info[kernels.WALL_HEIGHT]),
             self.width,

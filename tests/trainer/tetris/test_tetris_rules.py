@@ -198,6 +198,20 @@ def test_unsupported_sizes_and_randomizers_are_rejected() -> None:
             TetrisGame(**kwargs)
 
 
+def test_weights_must_fit_the_feature_set_and_be_finite() -> None:
+    game = TetrisGame(seed=0)
+    for weights, feature_set in (
+        (BCTS_WEIGHTS, "dellacherie"),
+        (np.array([1.0, np.nan, 0.0, 0.0]), "classic"),
+        (BCTS_WEIGHTS, "bcts8"),
+    ):
+        with pytest.raises(ValueError):
+            game.play_linear(weights, feature_set, 1)
+        with pytest.raises(ValueError):
+            play_linear_games(weights, np.arange(2), feature_set=feature_set)
+    assert game.pieces == 0
+
+
 def greedy_action(game: TetrisGame, weights: np.ndarray, feature_set: str) -> int:
     """The first afterstate whose features @ weights is largest, summed as the kernel does."""
     after = game.afterstates(feature_set)
@@ -258,8 +272,8 @@ def test_play_linear_games_plays_to_game_over_without_a_cap() -> None:
 
 
 def test_published_controllers_clear_lines_at_the_maximum_rate() -> None:
-    # 0.4 lines per piece is the most a 10-wide board allows; both controllers survive far
-    # longer than this cap under MDPTetris rules (about 0.66M and 35M lines on average).
+    # 0.4 lines per piece is the most a 10-wide board allows; under MDPTetris rules both
+    # controllers survive far longer than this cap.
     for weights, feature_set in ((DELLACHERIE_WEIGHTS, "dellacherie"), (BCTS_WEIGHTS, "bcts")):
         lines, pieces = play_linear_games(
             weights, np.arange(4), feature_set=feature_set, piece_cap=5_000
