@@ -57,15 +57,28 @@ window.TetrisTrainer = window.TetrisTrainer || {};
     return merged;
   }
 
-  const COMPACT = new Intl.NumberFormat("en-US", { notation: "compact", maximumFractionDigits: 2 });
+  const COMPACT = new Intl.NumberFormat("en-US", { notation: "compact", maximumFractionDigits: 1 });
 
-  // Tick labels that fit a narrow axis: 1.2k, 3.4M, 0.05.
-  function compactTicks(plot, ticks) {
-    return ticks.map((tick) => COMPACT.format(tick));
+  // Tick labels that stay short: 12K and 3.4M for big numbers; for small ones, as many
+  // decimals as the tick spacing needs (0.049, 0.050), or exponents below 1e-6.
+  function tickLabels(plot, ticks, axisIndex, space, increment) {
+    const largest = Math.max(...ticks.map(Math.abs));
+    if (largest >= 10000) return ticks.map((tick) => COMPACT.format(tick));
+    const decimals = increment > 0 ? Math.max(0, Math.ceil(-Math.log10(increment) - 1e-9)) : 0;
+    if (decimals <= 6) return ticks.map((tick) => tick.toFixed(decimals));
+    const digits = Math.max(1, Math.ceil(Math.log10(largest / increment)));
+    return ticks.map((tick) => tick.toExponential(digits));
   }
 
+  // Room for the longest tick label, so no label is cut off.
+  function axisWidth(plot, labels) {
+    const longest = labels ? Math.max(0, ...labels.map((label) => String(label).length)) : 4;
+    return longest * 7 + 18;
+  }
+
+  // "charts/lr" -> "lr", "population_mean_lines" -> "population mean lines".
   function titleOf(key) {
-    return key.replace(/[_/]+/g, " ");
+    return key.split("/").pop().replace(/_+/g, " ");
   }
 
   class Chart {
@@ -76,6 +89,7 @@ window.TetrisTrainer = window.TetrisTrainer || {};
       this.element.dataset.metric = key;
       const caption = document.createElement("figcaption");
       caption.textContent = title;
+      caption.title = key;
       this.element.append(caption);
       container.append(this.element);
       this.plot = new uPlot(
@@ -85,11 +99,11 @@ window.TetrisTrainer = window.TetrisTrainer || {};
           legend: { show: false },
           cursor: { sync: { key: "episodes" }, drag: { x: true, y: false } },
           scales: { x: { time: false } },
-          axes: [{ ...AXIS, size: 32 }, { ...AXIS, size: 52, values: compactTicks }],
+          axes: [{ ...AXIS, size: 32 }, { ...AXIS, size: axisWidth, values: tickLabels }],
           series: [
             { label: "episode" },
-            { label: `${title} (raw)`, stroke: `${color}55`, width: 1 },
-            { label: title, stroke: color, width: 2 },
+            { label: `${title} (raw)`, stroke: `${color}55`, width: 1, points: { show: false } },
+            { label: title, stroke: color, width: 2, points: { show: false } },
           ],
         },
         [[], [], []],
@@ -208,6 +222,12 @@ window.TetrisTrainer = window.TetrisTrainer || {};
 
     pointCount() {
       return this.points.length;
+    }
+
+    // What a chart draws: [episodes, raw values, smoothed values].
+    seriesOf(key) {
+      const chart = this.charts.get(key);
+      return chart ? chart.plot.data.map((column) => Array.from(column)) : null;
     }
   }
 

@@ -274,6 +274,7 @@
   // Tests and the console can read the viewer's state.
   ns.viewer = {
     chartPoints: () => charts.pointCount(),
+    chartSeries: (key) => charts.seriesOf(key),
     connected: isConnected,
     status: () => (run ? run.status : null),
   };

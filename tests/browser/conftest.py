@@ -1,0 +1,59 @@
+"""A real browser for the viewer tests: Debian's chromium, driven by Playwright's sync API.
+
+The tests skip, saying why, where /usr/bin/chromium is missing; they never download a
+browser.
+"""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+VIEWPORT = {"width": 1360, "height": 900}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip this folder's tests before their fixtures start anything, if there is no browser."""
+    if CHROMIUM.exists():
+        return
+    skip = pytest.mark.skip(
+        reason=f"browser tests need Debian's chromium at {CHROMIUM} (apt-get install -y chromium)"
+    )
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(item.path).parents:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def browser_page(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[object]:
+    """A fresh chromium page (its own profile and cookies) for one test."""
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an asyncio loop set on this thread while the browser is
+    # open; the tests' own ORM calls are still plain synchronous code.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),
+            executable_path=str(CHROMIUM),
+            args=CHROMIUM_ARGS,
+            headless=True,
+            viewport=VIEWPORT,
+        )
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        try:
+            yield page
+        finally:
+            context.close()
+
+
+@pytest.fixture
+def script_errors(browser_page: object) -> list[str]:
+    """Uncaught JavaScript errors of the page, collected as they happen."""
+    errors: list[str] = []
+    browser_page.on("pageerror", lambda error: errors.append(str(error)))
+    return errors
