@@ -127,11 +127,18 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A busy worker must not reserve the next run: it would sit unstarted behind a run that
+# trains for hours while another worker is idle.
+CELERY_WORKER_DISABLE_PREFETCH = True
 CELERY_TASK_DEFAULT_QUEUE = "training"
 CELERY_TASK_ROUTES = {"trainer.tasks.*": {"queue": "training"}}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# Only messages fetched but not yet acknowledged are redelivered after this; with early
+# acknowledgement, a run that trains for days is never handed out again.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("BROKER_VISIBILITY_TIMEOUT", 3600),
+}
 TORCH_THREADS = env_int("TORCH_THREADS", 0)  # 0: cores / worker processes
 # A running run whose heartbeat is older than this is failed as "worker lost".
 RUN_STALE_SECONDS = env_int("RUN_STALE_SECONDS", 60)

@@ -139,7 +139,7 @@ def start_redis(
     ]  # fmt: skip
     service = _spawn("redis", args, os.environ, log_path)
     service.url = f"redis://127.0.0.1:{port}/0"
-    service.extra["port"] = port
+    service.extra.update(port=port, data_dir=data_dir, log_path=log_path)
     _wait_until(service, lambda: _redis_answers(service.url), timeout, "PING")
     return service
 

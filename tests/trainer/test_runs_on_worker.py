@@ -5,41 +5,22 @@ import json
 import os
 import signal
 import time
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.db.models import Max
 from django.test import Client
 
+from tests.faults.waiting import last_episode, status_of, wait_for
 from tetris_site import stack
 from trainer import services
-from trainer.models import Checkpoint, Metric, Run
+from trainer.models import Checkpoint, Run
 from trainer.tasks import train_run
 
 pytestmark = [pytest.mark.stack, pytest.mark.django_db(transaction=True)]
 
 # Small, fast runs: frequent checkpoints, no frames needed here.
 FAST = {"checkpoint_every_s": 1, "frames_per_second": 0, "max_minutes": 5}
-
-
-def wait_for(condition: Callable[[], object], timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def status_of(run_id: int) -> str:
-    return Run.objects.values_list("status", flat=True).get(pk=run_id)
-
-
-def last_episode(run_id: int) -> int:
-    return Metric.objects.filter(run_id=run_id).aggregate(m=Max("episode"))["m"] or 0
 
 
 def test_api_start_stop_resume_on_a_real_worker(

@@ -1,0 +1,29 @@
+"""Polling helpers for tests that watch real processes."""
+
+import time
+from collections.abc import Callable
+
+from django.db.models import Max
+
+from trainer.models import Metric, Run
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str) -> object:
+    """Poll until `condition()` is truthy, or fail saying what did not happen."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def status_of(run_id: int) -> str:
+    """The run's status in the database now."""
+    return Run.objects.values_list("status", flat=True).get(pk=run_id)
+
+
+def last_episode(run_id: int) -> int:
+    """The highest episode stored for the run (0 if none)."""
+    return Metric.objects.filter(run_id=run_id).aggregate(m=Max("episode"))["m"] or 0
