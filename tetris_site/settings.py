@@ -106,11 +106,22 @@ def _default_redis_url() -> str:
 REDIS_URL = env_str("REDIS_URL") or _default_redis_url()
 
 
-def channel_layers_for(redis_url: str) -> dict:
-    """Channel layer settings for one Redis: the pub/sub layer, no per-channel queues."""
+CHANNEL_LAYER = env_str("CHANNEL_LAYER", "pubsub")
+_CHANNEL_LAYER_BACKENDS = {
+    # Redis pub/sub: one PUBLISH per group message, fanned out by each daphne in memory.
+    "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+    # The classic layer: a Redis list per consumer channel (the Channels tutorial's).
+    "core": "channels_redis.core.RedisChannelLayer",
+}
+if CHANNEL_LAYER not in _CHANNEL_LAYER_BACKENDS:
+    raise ValueError(f"CHANNEL_LAYER={CHANNEL_LAYER!r}: use pubsub or core")
+
+
+def channel_layers_for(redis_url: str, kind: str = CHANNEL_LAYER) -> dict:
+    """Channel layer settings for one Redis."""
     return {
         "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "BACKEND": _CHANNEL_LAYER_BACKENDS[kind],
             "CONFIG": {"hosts": [redis_url]},
         }
     }

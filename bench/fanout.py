@@ -1,0 +1,277 @@
+"""Live-viewer fan-out on the real stack: frame latency, delivery, drops, CPU, and what
+streaming costs training.
+
+    .venv/bin/python bench/fanout.py [--viewers 1,100,300] [--seconds 15] [--fps 30]
+
+For each setup it starts a private Redis, one daphne and one Celery worker, starts a
+`quick` dqn run that publishes frames at --fps, and opens N WebSocket viewers in this
+process for --seconds each. Latency is the viewer's receipt time minus the worker's
+publish time `t`; a gap in `seq` is a lost frame. Training speed is the run's placements
+per second from the database, with no viewer and with 100, alternated. Setups:
+- ours: the pub/sub channel layer and the bridge (one event loop per worker process,
+  frames encoded once, sends never block training);
+- textbook: the classic Redis channel layer and `async_to_sync(group_send)` per frame.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import itertools
+
+from tetris_site import stack
+
+SETUPS = {
+    "ours (pubsub layer + bridge)": {"CHANNEL_LAYER": "pubsub", "include": None},
+    "textbook (core layer + async_to_sync per frame)": {
+        "CHANNEL_LAYER": "core",
+        "include": "bench.textbook_publisher",
+    },
+}
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0..100) of values, nearest rank."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+async def watch(url: str, path: str, session: str, seconds: float, out: dict) -> None:
+    """One viewer: connect, then record each frame's latency and seq until time is up."""
+    from tests.wsclient import open_socket
+
+    socket = await open_socket(url, path, session=session)
+    latencies, seqs = out.setdefault("latency", []), []
+    end = time.monotonic() + seconds
+    try:
+        while (left := end - time.monotonic()) > 0:
+            try:
+                text = await asyncio.wait_for(socket.recv(), left)
+            except TimeoutError:
+                break
+            now = time.time()
+            if '"type":"frame"' not in text[:20]:
+                continue
+            frame = json.loads(text)
+            latencies.append((now - frame["t"]) * 1000)
+            seqs.append(frame["seq"])
+    finally:
+        await socket.close()
+    out.setdefault("frames", []).append(len(seqs))
+    out.setdefault("lost", []).append(sum(b - a - 1 for a, b in itertools.pairwise(seqs)))
+
+
+async def fan_out(url: str, path: str, session: str, viewers: int, seconds: float) -> dict:
+    """Open `viewers` sockets at once and measure them for `seconds`."""
+    out: dict = {}
+    await asyncio.gather(*(watch(url, path, session, seconds, out) for _ in range(viewers)))
+    return out
+
+
+def cpu_percent(processes: list[psutil.Process], seconds: float) -> float:
+    """CPU used by the processes over the next `seconds`, in percent of one core."""
+    before = sum(p.cpu_times().user + p.cpu_times().system for p in processes)
+    time.sleep(seconds)
+    after = sum(p.cpu_times().user + p.cpu_times().system for p in processes)
+    return (after - before) / seconds * 100
+
+
+async def placements_per_second(
+    url: str, path: str, session: str, seconds: float, extra_viewers: int
+) -> float:
+    """Training speed read off the frames of one viewer while `extra_viewers` also watch.
+
+    Within one game a frame's `pieces` grows by the placements made since the previous
+    frame; summed over the window and divided by its length, that is placements per second
+    (episode ends only cost the part of one frame interval).
+    """
+    from tests.wsclient import open_socket
+
+    load = [
+        asyncio.create_task(watch(url, path, session, seconds + 2, {}))
+        for _ in range(extra_viewers)
+    ]
+    await asyncio.sleep(1)
+    socket = await open_socket(url, path, session=session)
+    placed, previous, start = 0, None, None
+    end = time.monotonic() + seconds
+    try:
+        while (left := end - time.monotonic()) > 0:
+            try:
+                text = await asyncio.wait_for(socket.recv(), left)
+            except TimeoutError:
+                break
+            if '"type":"frame"' not in text[:20]:
+                continue
+            frame = json.loads(text)
+            if previous is not None and frame["episode"] == previous["episode"]:
+                placed += frame["pieces"] - previous["pieces"]
+            elif previous is not None:
+                placed += frame["pieces"]  # a new game began since the last frame
+            start = start or frame["t"]
+            last_t, previous = frame["t"], frame
+    finally:
+        await socket.close()
+        await asyncio.gather(*load)
+    return placed / (last_t - start) if start and last_t > start else float("nan")
+
+
+def measure_setup(name: str, setup: dict, args: argparse.Namespace) -> dict:
+    """Start daphne and a worker for one setup (on the shared Redis) and measure them."""
+    env = {**os.environ, "CHANNEL_LAYER": setup["CHANNEL_LAYER"]}
+    services: list[stack.Service] = []
+    data_dir = Path(env["DATA_DIR"])
+    try:
+        extra = ["--include", setup["include"]] if setup["include"] else []
+        worker = stack.start_worker(
+            env, name="bench", log_path=data_dir / "worker.log", extra_args=extra
+        )
+        services.append(worker)
+        daphne = stack.start_daphne(env, port=stack.free_port(), log_path=data_dir / "daphne.log")
+        services.append(daphne)
+        run_id, session = create_run(args.fps)
+        wait_running(run_id)
+        path = f"/ws/runs/{run_id}/"
+        daphne_proc = psutil.Process(daphne.process.pid)
+        worker_procs = [psutil.Process(worker.process.pid)]
+        worker_procs += worker_procs[0].children(recursive=True)
+        time.sleep(3)  # past numba compilation and the first games
+        rows = []
+        for viewers in args.viewers:
+            cpu: dict = {}
+
+            def sample_cpu(cpu: dict = cpu) -> None:
+                time.sleep(2)  # after the viewers connected
+                cpu["daphne"] = cpu_percent([daphne_proc], args.seconds - 4)
+
+            sampler = threading.Thread(target=sample_cpu)
+            sampler.start()
+            w0 = sum(p.cpu_times().user + p.cpu_times().system for p in worker_procs)
+            t0 = time.monotonic()
+            loop_result = asyncio.run(fan_out(daphne.url, path, session, viewers, args.seconds))
+            w1 = sum(p.cpu_times().user + p.cpu_times().system for p in worker_procs)
+            sampler.join()
+            elapsed = time.monotonic() - t0
+            frames = loop_result.get("frames", [0])
+            lost = loop_result.get("lost", [0])
+            latency = loop_result.get("latency", [])
+            delivered = sum(frames) + sum(lost)
+            rows.append(
+                {
+                    "viewers": viewers,
+                    "p50_ms": percentile(latency, 50),
+                    "p99_ms": percentile(latency, 99),
+                    "fps_per_viewer": statistics.median(frames) / args.seconds,
+                    "lost_pct": 100 * sum(lost) / delivered if delivered else float("nan"),
+                    "daphne_cpu": cpu["daphne"],
+                    "worker_cpu": (w1 - w0) / elapsed * 100,
+                }
+            )
+            print(name, rows[-1], file=sys.stderr, flush=True)
+        pps = {0: [], 100: []}
+        for _ in range(args.pps_rounds):
+            for extra in (0, 100):
+                pps[extra].append(
+                    asyncio.run(
+                        placements_per_second(daphne.url, path, session, args.seconds, extra)
+                    )
+                )
+        print(name, pps, file=sys.stderr, flush=True)
+        return {"rows": rows, "pps": pps}
+    finally:
+        for service in reversed(services):
+            service.stop(grace=10)
+
+
+def create_run(fps: float) -> tuple[int, str]:
+    """A user, their session, and a queued quick run that streams frames at `fps`."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from trainer import services
+
+    user, _ = get_user_model().objects.get_or_create(username="bench")
+    run = services.run_create_and_start(
+        owner=user, name="fanout", config={"frames_per_second": fps, "max_minutes": 30}
+    )
+    client = Client()
+    client.force_login(user)
+    return run.pk, client.cookies["sessionid"].value
+
+
+def wait_running(run_id: int, timeout: float = 180) -> None:
+    """Block until the worker has started the run."""
+    from trainer.models import Run
+
+    deadline = time.monotonic() + timeout
+    while Run.objects.values_list("status", flat=True).get(pk=run_id) != "running":
+        if time.monotonic() > deadline:
+            raise RuntimeError("the run did not start")
+        time.sleep(0.5)
+
+
+def main() -> None:
+    """Measure every setup and print Markdown tables."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--viewers", default="1,100,300")
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--fps", type=float, default=30.0)
+    parser.add_argument("--pps-rounds", type=int, default=3)
+    parser.add_argument("--only", choices=["ours", "textbook"])
+    args = parser.parse_args()
+    args.viewers = [int(v) for v in args.viewers.split(",")]
+
+    data_dir = Path(tempfile.mkdtemp(prefix="fanout-"))
+    os.environ.pop("DATABASE_URL", None)
+    os.environ.update(DATA_DIR=str(data_dir), DJANGO_SETTINGS_MODULE="tetris_site.settings")
+    redis = stack.start_redis(data_dir, log_path=data_dir / "redis.log")
+    os.environ["REDIS_URL"] = redis.url
+    import django
+
+    django.setup()
+    results = {}
+    try:
+        stack.manage("migrate", "--noinput", "-v", "0", env=os.environ)
+        for name, setup in SETUPS.items():
+            if not args.only or name.startswith(args.only):
+                results[name] = measure_setup(name, setup, args)
+    finally:
+        redis.stop(grace=5)
+
+    print(f"\n{args.fps:g} frames/s published, {args.seconds:g} s per measurement\n")
+    print(
+        "| setup | viewers | p50 ms | p99 ms | frames/s per viewer | lost % "
+        "| daphne CPU % | worker CPU % |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, result in results.items():
+        for r in result["rows"]:
+            print(
+                f"| {name} | {r['viewers']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
+                f"{r['fps_per_viewer']:.1f} | {r['lost_pct']:.2f} | {r['daphne_cpu']:.0f} | "
+                f"{r['worker_cpu']:.0f} |"
+            )
+    print("\n| setup | placements/s of the streamed game, 1 viewer (median) | with 100 more viewers (median) | change |")
+    print("|---|---:|---:|---:|")
+    for name, result in results.items():
+        alone, watched = statistics.median(result["pps"][0]), statistics.median(result["pps"][100])
+        print(f"| {name} | {alone:,.0f} | {watched:,.0f} | {100 * (watched / alone - 1):+.1f}% |")
+
+
+if __name__ == "__main__":
+    main()
