@@ -266,7 +266,10 @@ def main() -> None:
                 f"{r['fps_per_viewer']:.1f} | {r['lost_pct']:.2f} | {r['daphne_cpu']:.0f} | "
                 f"{r['worker_cpu']:.0f} |"
             )
-    print("\n| setup | placements/s of the streamed game, 1 viewer (median) | with 100 more viewers (median) | change |")
+    print(
+        "\n| setup | placements/s of the streamed game, 1 viewer (median) "
+        "| with 100 more viewers (median) | change |"
+    )
     print("|---|---:|---:|---:|")
     for name, result in results.items():
         alone, watched = statistics.median(result["pps"][0]), statistics.median(result["pps"][100])
