@@ -81,6 +81,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         "width": run.config.get("width", 10),
         "height": run.config.get("height", 20),
         "socket_path": f"/ws/runs/{run.pk}/",
+        "run_url": reverse("api-1:get_run", args=[run.pk]),
         "login_url": reverse("login"),
     }
     return render(request, "visualizer/run_detail.html", {"run": run, "page": page})

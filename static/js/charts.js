@@ -122,7 +122,9 @@ window.TetrisTrainer = window.TetrisTrainer || {};
     setData(episodes, raw, smoothing, showRawOnly) {
       const values = raw.map(numberOrNull);
       const smooth = showRawOnly || smoothing === 0 ? values : debiasedEma(values, smoothing);
-      this.plot.setSeries(1, { show: !showRawOnly && smoothing > 0 });
+      // The faint raw line sits behind the smoothed one; with no smoothing they coincide.
+      const showFaintRaw = !showRawOnly && smoothing > 0;
+      if (this.plot.series[1].show !== showFaintRaw) this.plot.setSeries(1, { show: showFaintRaw });
       this.plot.setData([episodes, values, smooth]);
     }
   }

@@ -111,6 +111,25 @@
     notice.hidden = !text;
   }
 
+  // Status messages come from the web process and from the worker, and two of them can
+  // arrive out of order (a resume's "queued" after the worker's "running"); the stored
+  // run has the last word. Only the newest check's answer counts.
+  let statusCheck = 0;
+
+  async function confirmStatus() {
+    const check = ++statusCheck;
+    try {
+      const response = await fetch(page.run_url, { headers: { Accept: "application/json" } });
+      if (!response.ok) return;
+      const stored = await response.json();
+      if (check === statusCheck && run !== null && stored.status !== run.status) {
+        setStatus(stored.status, stored.error);
+      }
+    } catch (error) {
+      // Offline: the next snapshot brings the status anyway.
+    }
+  }
+
   // --- figures ---
 
   function renderSummary() {
@@ -198,7 +217,9 @@
       renderSummary();
     },
     status(message) {
-      if (run !== null) setStatus(message.status, message.detail);
+      if (run === null) return;
+      setStatus(message.status, message.detail);
+      confirmStatus();
     },
     error(message) {
       commandPending = false;

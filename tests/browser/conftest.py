@@ -4,10 +4,15 @@ The tests skip, saying why, where /usr/bin/chromium is missing; they never downl
 browser.
 """
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tetris_site import stack
+from trainer import services
+from trainer.models import Run
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -57,3 +62,14 @@ def script_errors(browser_page: object) -> list[str]:
     errors: list[str] = []
     browser_page.on("pageerror", lambda error: errors.append(str(error)))
     return errors
+
+
+@pytest.fixture
+def idle_after_test(celery_worker: stack.Service) -> Iterator[stack.Service]:
+    """The shared worker; runs a test leaves going are stopped, so the next test finds it idle."""
+    yield celery_worker
+    for run in Run.objects.filter(status__in=(Run.Status.QUEUED, Run.Status.RUNNING)):
+        services.run_stop(run=run, user=run.owner)
+    deadline = time.monotonic() + 30
+    while Run.objects.filter(status__in=Run.ACTIVE).exists() and time.monotonic() < deadline:
+        time.sleep(0.5)

@@ -25,11 +25,11 @@ PASSWORD = "pw-for-tests-1"  # the `user` fixture's
 WAIT_MS = 60_000
 
 
-def test_quick_run_is_watched_live_stopped_and_its_history_survives_a_reload(
+def test_quick_run_is_watched_live_stopped_reloaded_and_started_again(
     browser_page: Page,
     script_errors: list[str],
     live_daphne: stack.Service,
-    celery_worker: stack.Service,
+    idle_after_test: stack.Service,
     user: object,
     tmp_path: Path,
 ) -> None:
@@ -87,6 +87,12 @@ def test_quick_run_is_watched_live_stopped_and_its_history_survives_a_reload(
     page.reload()
     page.wait_for_function("TetrisTrainer.viewer.chartPoints() > 0", timeout=10_000)
     expect(page.locator("#run-status")).to_have_text("stopped")
+
+    # Start resumes it from its checkpoint; stop it again before the test ends.
+    page.click("#start-button")
+    expect(page.locator("#run-status")).to_have_text("running", timeout=WAIT_MS)
+    page.click("#stop-button")
+    expect(page.locator("#run-status")).to_have_text("stopped", timeout=WAIT_MS)
     assert script_errors == []
 
 
