@@ -1,9 +1,11 @@
 """The JSON API (django-ninja), with its OpenAPI schema at /api/openapi.json.
 
 Errors always carry words: 400 `{"errors": {field: message}}` for bad input, and
-`{"error": message}` for 403, 404 and 409.
+`{"error": message}` for 403, 404, 409 and 413.
 """
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import ValidationError
@@ -61,3 +63,11 @@ def not_allowed(request: HttpRequest, exc: NotAllowed) -> HttpResponse:
 @api.exception_handler(InvalidTransition)
 def conflict(request: HttpRequest, exc: InvalidTransition) -> HttpResponse:
     return api.create_response(request, {"error": str(exc)}, status=409)
+
+
+@api.exception_handler(RequestDataTooBig)
+def too_large(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+    # Django's own answer is an HTML page; an API client needs to read why.
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    message = f"the request body is larger than the {limit:,} bytes allowed"
+    return api.create_response(request, {"error": message}, status=413)

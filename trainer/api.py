@@ -85,14 +85,16 @@ class FieldErrorsOut(Schema):
 
 @router.get("/runs/", response=RunList)
 def list_runs(
-    request: HttpRequest, status: str | None = None, limit: int = 50, offset: int = 0
+    request: HttpRequest, status: Run.Status | None = None, limit: int = 50, offset: int = 0
 ) -> dict:
     """Runs the user may see, newest first."""
     runs = selectors.runs_visible_to(request.user)
     if status:
         runs = runs.filter(status=status)
-    limit, offset = min(max(limit, 1), 500), max(offset, 0)
-    return {"items": list(runs[offset : offset + limit]), "count": runs.count()}
+    count = runs.count()
+    # An offset past the end is an empty page, not an integer the database cannot hold.
+    limit, offset = min(max(limit, 1), 500), min(max(offset, 0), count)
+    return {"items": list(runs[offset : offset + limit]), "count": count}
 
 
 @router.post("/runs/", response={201: RunOut, 400: FieldErrorsOut})

@@ -43,6 +43,9 @@ def run_create(
     name = (name or "").strip()
     if not name or len(name) > 200:
         errors["name"] = "must be 1 to 200 characters"
+    elif "\x00" in name:
+        # PostgreSQL text cannot hold NUL; say so instead of failing on save.
+        errors["name"] = "must not contain NUL characters"
     if visibility not in Run.Visibility.values:
         errors["visibility"] = f"must be one of {', '.join(Run.Visibility.values)}"
     if config is not None and not isinstance(config, dict):
