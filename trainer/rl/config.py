@@ -161,7 +161,9 @@ class TrainConfig:
     def from_preset(cls, preset: str = "quick", overrides: dict | None = None) -> TrainConfig:
         """The named preset with `overrides` applied on top."""
         if preset not in PRESETS:
-            raise ConfigError({"preset": f"must be one of {', '.join(PRESETS)}, got {preset!r}"})
+            raise ConfigError(
+                {"preset": f"must be one of {', '.join(PRESETS)}, got {_shown(preset)}"}
+            )
         return cls.from_dict({**PRESETS[preset], **(overrides or {})})
 
     @classmethod
@@ -185,8 +187,8 @@ class TrainConfig:
         for item in items:
             key, sep, text = item.partition("=")
             key = key.strip()
-            if not sep:
-                errors[key or item] = f"expected key=value, got {item!r}"
+            if not sep or not key:
+                errors[key or item] = f"expected key=value, got {_shown(item)}"
             elif key not in fields:
                 errors[key] = "unknown setting"
             else:
@@ -223,23 +225,31 @@ def _coerce(field: dataclasses.Field, value: Any) -> Any:
     low, high, choices = field.metadata["low"], field.metadata["high"], field.metadata["choices"]
     if field.type == "str":
         if choices and value not in choices:
-            raise ValueError(f"must be one of {', '.join(choices)}, got {value!r}")
+            raise ValueError(f"must be one of {', '.join(choices)}, got {_shown(value)}")
         return value
-    kind = "an integer" if field.type == "int" else "a number"
-    allowed = f"must be {kind} between {low:g} and {high:g}"
+    if field.type == "int":
+        allowed = f"must be an integer between {int(low)} and {int(high)}"
+    else:
+        allowed = f"must be a number between {low:.15g} and {high:.15g}"
     try:
         number = _parse_number(value)
     except ValueError:
-        raise ValueError(f"{allowed}, got {value!r}") from None
+        raise ValueError(f"{allowed}, got {_shown(value)}") from None
     if field.type == "int":
         if number != int(number):
-            raise ValueError(f"{allowed}, got {value!r}")
+            raise ValueError(f"{allowed}, got {_shown(value)}")
         number = int(number)
     else:
         number = float(number)
     if not low <= number <= high:
-        raise ValueError(f"{allowed}, got {value!r}")
+        raise ValueError(f"{allowed}, got {_shown(value)}")
     return number
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """The value as the message quotes it, cut short: a message must not echo a megabyte."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def _parse_number(value: Any) -> float | int:

@@ -28,7 +28,9 @@ class ValueNetwork(nn.Module):
         samples = torch.as_tensor(samples, dtype=torch.float32)
         self.feature_mean.copy_(samples.mean(0))
         # Counts that barely vary early on (lines, eroded cells) must not blow up later.
-        self.feature_std.copy_(samples.std(0).clamp(min=1.0))
+        # One sample has no spread (its std is NaN): its inputs are only centred.
+        spread = samples.std(0) if len(samples) > 1 else torch.ones(samples.shape[1])
+        self.feature_std.copy_(spread.clamp(min=1.0))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """Values of afterstates [..., num_features] -> [...]."""
