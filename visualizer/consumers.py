@@ -63,7 +63,7 @@ class RunConsumer(AsyncWebsocketConsumer):
             return
         try:
             message = json.loads(text_data)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than json goes
             await self.send_error("message is not valid JSON")
             return
         if not isinstance(message, dict) or not isinstance(message.get("command"), str):
