@@ -155,6 +155,35 @@ def test_api_never_fails_and_explains_every_client_error(
     )
 
 
+def test_bodies_that_are_not_json_objects_are_refused_in_words(
+    live_daphne: stack.Service, signed_in: requests.Session
+) -> None:
+    bodies = [
+        ("application/json", b""),
+        ("application/json", b"{"),
+        ("application/json", b"\xff\xfe"),
+        ("application/json", b"[" * 5000),
+        ("application/json", b"[1, 2]"),
+        ("application/json", b'{"name": ' + b"[" * 3000 + b"]" * 3000 + b"}"),
+        ("application/x-www-form-urlencoded", b"name=x"),
+        ("text/plain", b"name: x"),
+        ("application/octet-stream", bytes(range(256))),
+    ]
+    for content_type, body in bodies:
+        for method, path in [("post", "/api/runs/"), ("patch", "/api/runs/1/")]:
+            response = signed_in.request(
+                method,
+                f"{live_daphne.url}{path}",
+                data=body,
+                headers={"Content-Type": content_type},
+                timeout=10,
+            )
+            assert response.status_code in (400, 404), (content_type, body[:20], response.text)
+            message = response.json()
+            assert has_words(message.get("errors") or message.get("detail") or message["error"])
+    assert not Run.objects.exists()
+
+
 # What the fuzzer found, kept as examples.
 
 
