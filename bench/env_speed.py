@@ -106,7 +106,7 @@ def measure_ours(seconds: float, repeats: int) -> dict[str, list[float]]:
         found = []
         while len(found) < count:
             if game.game_over:
-                game.reset()
+                game.reset(seed=len(found))
             found.append(copy.deepcopy(game))
             if policy == "bcts":
                 game.play_linear(BCTS_WEIGHTS, "bcts", 1)
@@ -171,7 +171,7 @@ def measure_ours(seconds: float, repeats: int) -> dict[str, list[float]]:
 
     def greedy_chunk() -> int:
         if greedy.game_over:
-            greedy.reset()
+            greedy.reset(seed=greedy.pieces)
         before = greedy.pieces
         greedy.play_linear(BCTS_WEIGHTS, "bcts", 20_000)
         return greedy.pieces - before
