@@ -51,6 +51,9 @@ class RunOut(Schema):
     best_lines: int
     recent_mean_lines: float
     wall_time: float
+    curve: list[list[float]] = Field(
+        description="up to 64 [last episode, mean lines, games] buckets of the learning curve"
+    )
 
     @staticmethod
     def resolve_owner(run: Run) -> str:

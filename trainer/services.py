@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -193,4 +194,9 @@ def run_media_dir(run_id: int) -> Path:
 
 def publish_status(run: Run, detail: str = "") -> None:
     """Tell the run's viewers its status changed (best effort, never blocks)."""
-    bridge.publish(bridge.run_group(run.pk), "status", {"status": run.status, "detail": detail})
+    # `t` orders status messages that reach a viewer from different processes.
+    bridge.publish(
+        bridge.run_group(run.pk),
+        "status",
+        {"status": run.status, "detail": detail, "t": time.time()},
+    )

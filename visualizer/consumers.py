@@ -30,12 +30,17 @@ class RunConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         self.run_id = int(self.scope["url_route"]["kwargs"]["run_id"])
+        if not await self._may_still_see():
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        # Join before reading the snapshot: whatever is published meanwhile is queued for
+        # this consumer and relayed after it (the page ignores points it already has).
+        self.group = bridge.run_group(self.run_id)
+        await self.channel_layer.group_add(self.group, self.channel_name)
         snapshot = await self._snapshot()
         if snapshot is None:
             await self.close(code=CLOSE_FORBIDDEN)
             return
-        self.group = bridge.run_group(self.run_id)
-        await self.channel_layer.group_add(self.group, self.channel_name)
         snapshot["frame"] = await bridge.last_frame(self.group)
         await self.send(text_data=bridge.encode("snapshot", snapshot))
 
