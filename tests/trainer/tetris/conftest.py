@@ -6,8 +6,6 @@ import pytest
 
 from trainer.tetris import PIECE_NAMES, TetrisGame
 
-FrameBuilder = Callable[..., str]
-
 
 def build_frame(bottom_rows: list[str], width: int = 10, height: int = 20) -> str:
     """A frame whose lowest rows are bottom_rows (top row first) under empty rows."""
@@ -16,17 +14,13 @@ def build_frame(bottom_rows: list[str], width: int = 10, height: int = 20) -> st
 
 
 @pytest.fixture
-def frame() -> FrameBuilder:
-    """build_frame, for tests that draw boards."""
-    return build_frame
-
-
-@pytest.fixture
 def game_with_board() -> Callable[..., TetrisGame]:
-    """A factory: a 10x20 (or given size) game holding the drawn board and current piece."""
+    """A factory: a game (10x20 unless told) holding the drawn board and current piece."""
 
-    def make(bottom_rows: list[str], piece: str, width: int = 10, height: int = 20) -> TetrisGame:
-        game = TetrisGame(width, height, seed=0)
+    def make(
+        bottom_rows: list[str], piece: str, width: int = 10, height: int = 20, seed: int = 0
+    ) -> TetrisGame:
+        game = TetrisGame(width, height, seed=seed)
         game.set_board(build_frame(bottom_rows, width, height), PIECE_NAMES.index(piece))
         return game
 

@@ -1,5 +1,7 @@
 """Afterstates and features against the pure-Python reference (trainer/tetris/reference.py)."""
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -11,6 +13,8 @@ from trainer.tetris import reference as ref
 BOARDS_PER_EXAMPLE = 50
 EXAMPLES = 200  # 10,000 random boards in all
 SIZES = [(10, 20)] * 4 + [(4, 4), (5, 9), (6, 12), (8, 16), (12, 6), (16, 24)]
+
+GameWithBoard = Callable[..., TetrisGame]
 
 
 def random_board(rng: np.random.Generator, width: int, height: int) -> ref.Board:
@@ -139,7 +143,7 @@ def test_holes_and_hole_depth_follow_mdptetris(
     assert game.features("bcts")[[4, 6, 7]].tolist() == [holes, hole_depth, rows_with_holes]
 
 
-def test_move_features_describe_the_last_placement(game_with_board) -> None:
+def test_move_features_describe_the_last_placement(game_with_board: GameWithBoard) -> None:
     game = game_with_board(["SSSSSSSSS.", "SSSSSSSSS."], "I")
     game.step(1 * 10 + 9)  # vertical I: two of its cells complete two lines
     landing_height, eroded = game.features("bcts")[:2]

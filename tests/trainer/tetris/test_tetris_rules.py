@@ -2,6 +2,7 @@
 
 import pickle
 from collections import Counter
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -20,6 +21,8 @@ PIECE = {name: i for i, name in enumerate(PIECE_NAMES)}
 STAGGERED = ["." * 10] + [
     "".join("." if c == y % 10 else "Z" for c in range(10)) for y in range(18, -1, -1)
 ]
+
+GameWithBoard = Callable[..., TetrisGame]
 
 
 def bottom_rows(game: TetrisGame, count: int) -> list[str]:
@@ -49,13 +52,15 @@ def test_piece_falls_to_the_floor_of_an_empty_board() -> None:
     assert bottom_rows(game, 3) == ["." * 10, "....OO....", "....OO...."]
 
 
-def test_piece_rests_on_the_highest_full_cell_not_inside_an_overhang(game_with_board) -> None:
+def test_piece_rests_on_the_highest_full_cell_not_inside_an_overhang(
+    game_with_board: GameWithBoard,
+) -> None:
     game = game_with_board(["S.........", "..........", "S........."], "I")
     game.step(1 * 10 + 0)  # vertical I in column 0
     assert bottom_rows(game, 7) == ["I........."] * 4 + ["S.........", "..........", "S........."]
 
 
-def test_piece_stops_where_its_first_column_touches(game_with_board) -> None:
+def test_piece_stops_where_its_first_column_touches(game_with_board: GameWithBoard) -> None:
     game = game_with_board([".O........", ".O........"], "T")
     game.step(2 * 10 + 0)  # T pointing down, its nub over the O column
     assert bottom_rows(game, 4) == ["TTT.......", ".T........", ".O........", ".O........"]
@@ -73,7 +78,7 @@ def test_only_distinct_rotations_inside_the_walls_are_legal() -> None:
     assert list(game.legal_actions()) == list(range(9))
 
 
-def test_full_line_is_cleared_and_the_rows_above_fall(game_with_board) -> None:
+def test_full_line_is_cleared_and_the_rows_above_fall(game_with_board: GameWithBoard) -> None:
     game = game_with_board(["J.........", "IIIIIIIII."], "I")
     assert game.step(1 * 10 + 9) == 1
     assert bottom_rows(game, 4) == ["." * 10, ".........I", ".........I", "J........I"]
@@ -81,13 +86,15 @@ def test_full_line_is_cleared_and_the_rows_above_fall(game_with_board) -> None:
 
 
 @pytest.mark.parametrize(("lines", "score"), [(1, 40), (2, 100), (3, 300), (4, 1200)])
-def test_score_follows_the_classic_table(game_with_board, lines: int, score: int) -> None:
+def test_score_follows_the_classic_table(
+    game_with_board: GameWithBoard, lines: int, score: int
+) -> None:
     game = game_with_board(["SSSSSSSSS."] * lines, "I")
     assert game.step(1 * 10 + 9) == lines
     assert (game.lines, game.score) == (lines, score)
 
 
-def test_a_board_where_nothing_fits_is_game_over(game_with_board) -> None:
+def test_a_board_where_nothing_fits_is_game_over(game_with_board: GameWithBoard) -> None:
     game = game_with_board(STAGGERED, "O")
     assert game.game_over
     assert game.legal_actions().size == 0
@@ -96,9 +103,9 @@ def test_a_board_where_nothing_fits_is_game_over(game_with_board) -> None:
         game.step(0)
 
 
-def test_game_ends_when_the_next_piece_cannot_be_placed(frame) -> None:
-    game = next(g for g in (TetrisGame(seed=s) for s in range(100)) if g.next_piece == PIECE["O"])
-    game.set_board(frame(STAGGERED), PIECE["I"])
+def test_game_ends_when_the_next_piece_cannot_be_placed(game_with_board: GameWithBoard) -> None:
+    seed = next(s for s in range(100) if TetrisGame(seed=s).next_piece == PIECE["O"])
+    game = game_with_board(STAGGERED, "I", seed=seed)
     assert list(game.legal_actions()) == [0, 1, 2, 3, 4, 5, 6]  # flat I on the top row only
     assert game.step(0) == 0
     assert game.game_over and game.current_piece == PIECE["O"] and game.pieces == 1
