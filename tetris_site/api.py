@@ -25,6 +25,7 @@ api = NinjaAPI(
     docs_url="/docs",
 )
 api.add_router("/", runs_router)
+api.add_router("/", "trainer.compare_api.router")
 
 
 @api.get("/status", auth=None, tags=["health"])

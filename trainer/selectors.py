@@ -6,11 +6,27 @@ see and stop everything.
 
 from __future__ import annotations
 
+import dataclasses
+
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Avg, Count, F, IntegerField, Max, Min, Q, QuerySet
+from django.db.models import (
+    Avg,
+    BigIntegerField,
+    Case,
+    Count,
+    F,
+    IntegerField,
+    Max,
+    Min,
+    Q,
+    QuerySet,
+    Value,
+    When,
+)
 from django.db.models.functions import Cast
 
 from trainer.models import Checkpoint, Metric, Run
+from trainer.rl.config import TrainConfig
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -106,19 +122,10 @@ def run_metric_points(run: Run, *, max_points: int) -> tuple[list[dict], int]:
         return [_flatten(row) for row in rows], total
     first, last = metrics.aggregate(a=Min("episode"), b=Max("episode")).values()
     bucket = max(1, -(-(last - first + 1) // max_points))
-    # Annotation names must differ from the columns they aggregate; "_" marks them.
-    aggregates = {f"_{name}": Avg(name) for name in METRIC_FIELDS}
-    aggregates.update(
-        _episode=Max("episode"),
-        _total_pieces=Max("total_pieces"),
-        _wall_time=Max("wall_time"),
-        _lines_min=Min("lines"),
-        _lines_max=Max("lines"),
-    )
     rows = (
         metrics.annotate(bucket=_bucket_expression(first, bucket))
         .values("bucket")
-        .annotate(**aggregates)
+        .annotate(**_bucket_aggregates())
         .order_by("bucket")
     )
     return [{k[1:]: v for k, v in row.items() if k != "bucket"} for row in rows], total
@@ -142,3 +149,119 @@ def run_checkpoints(run: Run) -> QuerySet[Checkpoint]:
 def latest_checkpoint(run: Run) -> Checkpoint | None:
     """The newest checkpoint of the run, if any."""
     return run_checkpoints(run).first()
+
+
+# --- comparing runs ---
+
+MAX_COMPARED_RUNS = 20
+# Every compared point carries the three x-axes, so a browser switches axis without asking.
+COMPARE_COLUMNS = (*METRIC_FIELDS, "lines_min", "lines_max")
+
+
+def parse_run_ids(text: str) -> list[int]:
+    """Run ids from "1,2,3", in order, without repeats; ValueError says what is wrong."""
+    ids: list[int] = []
+    for part in (text or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if not part.isdigit() or len(part) > 18:
+            raise ValueError(f"must be run ids separated by commas, got {part[:20]!r}")
+        if int(part) not in ids:
+            ids.append(int(part))
+    if not ids:
+        raise ValueError("name at least one run id, e.g. runs=1,2")
+    if len(ids) > MAX_COMPARED_RUNS:
+        raise ValueError(f"compare at most {MAX_COMPARED_RUNS} runs at once")
+    return ids
+
+
+def runs_for_comparison(user: User, run_ids: list[int]) -> list[Run]:
+    """The runs in the order asked, if the user may see every one of them; else RunNotFound."""
+    found = {run.pk: run for run in runs_visible_to(user).filter(pk__in=run_ids)}
+    missing = [run_id for run_id in run_ids if run_id not in found]
+    if missing:
+        raise RunNotFound(f"run {missing[0]} not found")
+    return [found[run_id] for run_id in run_ids]
+
+
+def runs_metric_columns(runs: list[Run], *, max_points: int) -> dict[int, dict]:
+    """Each run's metrics as columns of COMPARE_COLUMNS, cut to at most `max_points` points.
+
+    The same equal-episode buckets as run_metric_points, for every run in one grouped
+    query (plus one for the runs' spans): two queries however many runs are compared.
+    Answers {run id: {"total": stored rows, "points": {column: [values]}}}.
+    """
+    ids = [run.pk for run in runs]
+    spans = (
+        Metric.objects.filter(run_id__in=ids)
+        .values("run_id")
+        .annotate(total=Count("id"), first=Min("episode"), last=Max("episode"))
+        .order_by()
+    )
+    columns: dict[int, dict] = {
+        run_id: {"total": 0, "points": {name: [] for name in COMPARE_COLUMNS}} for run_id in ids
+    }
+    firsts, widths = [], []
+    for span in spans:
+        columns[span["run_id"]]["total"] = span["total"]
+        width = 1
+        if span["total"] > max_points:
+            width = max(1, -(-(span["last"] - span["first"] + 1) // max_points))
+        firsts.append(When(run_id=span["run_id"], then=Value(span["first"])))
+        widths.append(When(run_id=span["run_id"], then=Value(width)))
+    if not firsts:
+        return columns
+    first = Case(*firsts, output_field=BigIntegerField())
+    width = Case(*widths, output_field=BigIntegerField())
+    rows = (
+        Metric.objects.filter(run_id__in=ids)
+        .annotate(bucket=Cast((F("episode") - first) / width, IntegerField()))
+        .values("run_id", "bucket")
+        .annotate(**_bucket_aggregates())
+        .order_by("run_id", "bucket")
+    )
+    for row in rows.iterator(chunk_size=5000):
+        points = columns[row["run_id"]]["points"]
+        for name in COMPARE_COLUMNS:
+            points[name].append(row[f"_{name}"])
+    return columns
+
+
+def _bucket_aggregates() -> dict:
+    # Annotation names must differ from the columns they aggregate; "_" marks them.
+    aggregates = {f"_{name}": Avg(name) for name in METRIC_FIELDS}
+    aggregates.update(
+        _episode=Max("episode"),
+        _total_pieces=Max("total_pieces"),
+        _wall_time=Max("wall_time"),
+        _lines_min=Min("lines"),
+        _lines_max=Max("lines"),
+    )
+    return aggregates
+
+
+def config_differences(runs: list[Run]) -> list[dict]:
+    """The runs' settings side by side: [{"field", "values" (one per run), "differs"}].
+
+    Algorithm, preset and seed first, then TrainConfig's fields in its own order, then
+    any field an older run stored that the config no longer has.
+    """
+    known = [field.name for field in dataclasses.fields(TrainConfig)]
+    stored = {name for run in runs for name in run.config}
+    names = ["algorithm", "preset", *known, *sorted(stored - set(known))]
+    rows = []
+    for name in dict.fromkeys(names):
+        values = [_setting(run, name) for run in runs]
+        if all(value is None for value in values):
+            continue
+        rows.append({"field": name, "values": values, "differs": len(set(map(repr, values))) > 1})
+    return rows
+
+
+def _setting(run: Run, name: str) -> object:
+    if name == "preset":
+        return run.preset
+    if name == "algorithm":
+        return run.algorithm
+    return run.config.get(name)
