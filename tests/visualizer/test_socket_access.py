@@ -3,6 +3,7 @@
 import asyncio
 
 import pytest
+from django.db import connection
 from django.test import Client
 
 from tests.wsclient import open_socket, receive_json
@@ -10,6 +11,14 @@ from tetris_site import stack
 from trainer import services
 
 pytestmark = [pytest.mark.stack, pytest.mark.django_db(transaction=True)]
+
+
+def make_private(run: object, user: object) -> None:
+    """Turn the run private from a worker thread, closing that thread's connection."""
+    try:
+        services.run_set_visibility(run=run, user=user, visibility="private")
+    finally:
+        connection.close()
 
 
 def session_of(user: object) -> str:
@@ -30,9 +39,7 @@ def test_socket_closes_when_the_run_becomes_private(
         snapshot = await receive_json(stranger)
         assert snapshot["type"] == "snapshot" and snapshot["run"]["can_control"] is False
         assert (await receive_json(mine))["run"]["can_control"] is True
-        await asyncio.to_thread(
-            services.run_set_visibility, run=run, user=user, visibility="private"
-        )
+        await asyncio.to_thread(make_private, run, user)
         await asyncio.wait_for(stranger.wait_closed(), 10)
         still_open = mine.state.name == "OPEN"
         await mine.close()
