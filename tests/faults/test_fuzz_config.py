@@ -226,8 +226,8 @@ def trainable_configs(draw: st.DrawFn) -> dict[str, Any]:
     """Configs that pass validation, on a budget of a few hundred placements.
 
     Every field ranges over what it accepts, except the ones that set how much work one
-    step is (games per generation, buffer and batch sizes): those stay small enough for a
-    test, at their low bounds more often than chance.
+    step is (games per generation, games in lockstep, network, buffer and batch sizes):
+    those stay small enough for a test, at their low bounds more often than chance.
     """
     values = {
         name: draw(st.sampled_from(field.metadata["choices"]))
@@ -237,7 +237,7 @@ def trainable_configs(draw: st.DrawFn) -> dict[str, Any]:
     }
     small = {"max_pieces": (1, 200), "max_episodes": (0, 3), "piece_cap": (0, 40)}
     small |= {"buffer_size": (100, 5000), "learning_starts": (0, 150), "cem_population": (4, 16)}
-    small |= {"cem_games_per_sample": (1, 3)}
+    small |= {"cem_games_per_sample": (1, 3), "num_envs": (1, 64), "hidden_size": (4, 256)}
     for name, (low, high) in small.items():
         values[name] = draw(st.one_of(st.just(low), st.integers(low, high)))
     values["max_minutes"] = 0.0
@@ -251,7 +251,7 @@ def trainable_configs(draw: st.DrawFn) -> dict[str, Any]:
     return values
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(values=trainable_configs())
 def test_an_accepted_config_starts_and_trains(values: dict[str, Any]) -> None:
     config = TrainConfig.from_dict(values)
