@@ -60,3 +60,32 @@ def test_errors_are_one_line_without_traceback(tmp_path: object) -> None:
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert "RUN must be a run id" in result.stderr
+
+
+def test_train_in_the_foreground_then_evaluate(user: object, capsys: pytest.CaptureFixture) -> None:
+    call_command(
+        "train",
+        "--name",
+        "here",
+        "--set",
+        "max_episodes=3",
+        "--set",
+        "frames_per_second=0",
+        "--set",
+        "piece_cap=200",
+    )
+    run = Run.objects.get(name="here")
+    assert run.status == "finished"
+    assert run.episodes == 3
+    assert run.checkpoints.exists()
+    capsys.readouterr()
+    call_command("evaluate", str(run.pk), "--games", "2", "--piece-cap", "100", "--json")
+    result = json.loads(capsys.readouterr().out)
+    assert result["games"] == 2 and result["piece_cap"] == 100
+    assert set(result) >= {"mean_lines", "median_lines", "min_lines", "max_lines"}
+
+
+def test_evaluate_without_a_checkpoint_is_a_clear_error(user: object) -> None:
+    run = services.run_create(owner=user, name="never trained")
+    with pytest.raises(CommandError, match="no checkpoint"):
+        call_command("evaluate", str(run.pk))
