@@ -287,7 +287,9 @@ def play_linear_games(
     """Play one greedy linear game per seed on all cores; return (lines, pieces) per game.
 
     Each placement maximises features @ weights (first action on ties); piece_cap 0 = no cap.
-    Game ``i`` sees the same pieces as ``TetrisGame(seed=seeds[i])``.
+    Game ``i`` sees the same pieces as ``TetrisGame(seed=seeds[i])``. Runs on numba's
+    thread pool: a process that has called it should not fork afterwards (GNU OpenMP, the
+    pool numba picks where it can, is not fork-safe).
     """
     _validate(width, height, randomizer)
     seeds_u64 = np.array([seed_to_u64(s) for s in np.asarray(seeds).ravel()], np.uint64)
