@@ -3,6 +3,7 @@
 Every variable is listed in `.env.example` and in the README's settings table.
 """
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -90,7 +91,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
-    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test_db.sqlite3")}
+    # A file, not memory, so that the workers and daphne the tests start can share it; one
+    # per test process, so that two suites run from one checkout never share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / f"test_db.{os.getpid()}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 

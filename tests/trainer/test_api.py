@@ -124,3 +124,9 @@ def test_openapi_schema_lists_the_contract(client: Client) -> None:
     schema = client.get("/api/openapi.json").json()
     for path in ("/api/status", "/api/runs/", "/api/runs/{run_id}/stop"):
         assert path in schema["paths"]
+
+
+def test_unknown_api_paths_answer_json_404(ada: Client) -> None:
+    response = ada.get("/api/nothing/here")
+    assert response.status_code == 404
+    assert "no API endpoint" in response.json()["error"]
