@@ -7,7 +7,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.contrib.staticfiles.views import serve as serve_static
 from django.urls import path, re_path
 
-from visualizer import views
+from visualizer import compare, views
 
 # daphne serves no files of its own. With `make run` there is no proxy in front, so the
 # app serves static/ itself (public: the sign-in page needs its stylesheet); behind a
@@ -18,6 +18,7 @@ urlpatterns = [
     path("", views.index, name="index"),
     path("runs/new/", views.run_new, name="run-new"),
     path("runs/<int:run_id>/", views.run_detail, name="run-detail"),
+    path("compare/", compare.compare_runs, name="compare"),
     re_path(
         rf"^{STATIC_PREFIX}(?P<path>.+)$",
         login_not_required(serve_static),
