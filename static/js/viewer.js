@@ -98,6 +98,38 @@
     startButton.disabled = commandPending || !isConnected();
   }
 
+  // The owner's switch between private and public; the API has the last word.
+  function renderVisibility() {
+    $("visibility-form").hidden = !(run && run.can_control);
+    if (run === null) return;
+    $("visibility-public").checked = run.visibility === "public";
+    $("run-visibility").textContent = run.visibility;
+  }
+
+  async function setVisibility(visibility) {
+    const form = $("visibility-form");
+    $("visibility-public").disabled = true;
+    try {
+      const response = await fetch(page.run_url, {
+        method: "PATCH",
+        headers: {
+          "Content-Type": "application/json",
+          Accept: "application/json",
+          "X-CSRFToken": form.querySelector("[name=csrfmiddlewaretoken]").value,
+        },
+        body: JSON.stringify({ visibility }),
+      });
+      const body = await response.json();
+      if (!response.ok) throw new Error(body.error || Object.values(body.errors || {}).join("; "));
+      run.visibility = body.visibility;
+    } catch (error) {
+      showNotice(`Could not change who may watch the run: ${error.message}`);
+    } finally {
+      $("visibility-public").disabled = false;
+      renderVisibility();
+    }
+  }
+
   function sendCommand(command) {
     if (!isConnected()) return;
     commandPending = true;
@@ -202,6 +234,7 @@
       if (recentFromHistory) rememberLines(points);
       if (points.length) run.placements_per_second = points[points.length - 1].placements_per_second;
       setStatus(run.status, run.error);
+      renderVisibility();
       renderSummary();
       lastFrame = null;
       if (message.frame) showFrame(message.frame);
@@ -279,6 +312,9 @@
   $("stop-button").addEventListener("click", () => sendCommand("stop"));
   $("start-button").addEventListener("click", () => sendCommand("start"));
   $("notice").addEventListener("click", () => showNotice(""));
+  $("visibility-public").addEventListener("change", (event) => {
+    setVisibility(event.target.checked ? "public" : "private");
+  });
   const smoothing = $("smoothing");
   const smoothingValue = $("smoothing-value");
   smoothing.addEventListener("input", () => {
