@@ -9,6 +9,7 @@
   const emptyNote = document.getElementById("no-runs");
   const compareButton = document.getElementById("compare-button");
   const MAX_POLL_SECONDS = 60;
+  const MAX_COMPARED = 20; // the compare page's limit (trainer.selectors.MAX_COMPARED_RUNS)
 
   function tickedIds() {
     return Array.from(tbody.querySelectorAll(".compare-tick:checked"), (box) => box.value);
@@ -16,8 +17,9 @@
 
   function updateCompareButton() {
     const ids = tickedIds();
-    compareButton.disabled = ids.length < 2;
+    compareButton.disabled = ids.length < 2 || ids.length > MAX_COMPARED;
     compareButton.textContent = ids.length >= 2 ? `Compare ${ids.length} runs` : "Compare";
+    compareButton.title = ids.length > MAX_COMPARED ? `compare at most ${MAX_COMPARED} runs` : "";
   }
 
   function formatField(name, value) {
@@ -91,7 +93,7 @@
   });
   compareButton.addEventListener("click", () => {
     const ids = tickedIds();
-    if (ids.length >= 2) window.location.href = `${page.compare_url}?runs=${ids.join(",")}`;
+    if (!compareButton.disabled) window.location.href = `${page.compare_url}?runs=${ids.join(",")}`;
   });
 
   updateCompareButton();
