@@ -165,7 +165,7 @@ def parse_run_ids(text: str) -> list[int]:
         part = part.strip()
         if not part:
             continue
-        if not part.isdigit() or len(part) > 18:
+        if not (part.isascii() and part.isdigit()) or len(part) > 18:
             raise ValueError(f"must be run ids separated by commas, got {part[:20]!r}")
         if int(part) not in ids:
             ids.append(int(part))

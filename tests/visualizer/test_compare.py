@@ -170,7 +170,7 @@ def test_compare_refuses_the_whole_request_if_one_run_is_private_to_someone_else
 
 @pytest.mark.parametrize(
     "runs",
-    ["", ",", "1,x", "-1", "1;2", "1.5", "9" * 40, ",".join(map(str, range(1, 30)))],
+    ["", ",", "1,x", "-1", "1;2", "1.5", "²", "\u0661", "9" * 40, ",".join(map(str, range(1, 30)))],
 )
 def test_compare_names_the_runs_field_when_the_list_is_bad(ada: Client, runs: str) -> None:
     response = ada.get("/api/compare", {"runs": runs})
