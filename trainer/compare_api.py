@@ -25,7 +25,7 @@ class ComparedRunOut(Schema):
 
     run: dict[str, Any]
     total: int = Field(..., description="metric rows stored for the run")
-    points: dict[str, list[float | None]] = Field(
+    points: dict[str, list[int | float | None]] = Field(
         ...,
         description="one list per column: episode, total_pieces and wall_time are the x-axes; "
         "lines_min and lines_max bound each bucket's lines",
