@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from trainer.models import Checkpoint, Metric, Run
 from trainer.rl.events import Callback, CheckpointInfo, EpisodeMetrics
+from trainer.selectors import METRIC_FIELDS
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +74,9 @@ class RunRecorder(Callback):
     def on_episode(self, m: EpisodeMetrics) -> None:
         """Buffer the episode; write the buffer when a second has passed."""
         values = m.as_dict()
-        extra = {k: v for k, v in values.items() if k not in _METRIC_COLUMNS}
+        extra = {k: v for k, v in values.items() if k not in METRIC_FIELDS}
         self.pending.append(
-            Metric(run_id=self.run.pk, extra=extra, **{k: values[k] for k in _METRIC_COLUMNS})
+            Metric(run_id=self.run.pk, extra=extra, **{k: values[k] for k in METRIC_FIELDS})
         )
         self.recent.append(m.lines)
         self.curve.add(m.episode, m.lines)
@@ -161,17 +162,3 @@ class RunRecorder(Callback):
         for checkpoint in old:
             Path(media_root / checkpoint.file.name).unlink(missing_ok=True)
             checkpoint.delete()
-
-
-_METRIC_COLUMNS = (
-    "episode",
-    "lines",
-    "score",
-    "pieces",
-    "reward",
-    "loss",
-    "epsilon",
-    "placements_per_second",
-    "total_pieces",
-    "wall_time",
-)
