@@ -7,7 +7,7 @@ import importlib
 from typing import Any
 
 from trainer.rl.config import PRESETS, ConfigError, TrainConfig
-from trainer.rl.events import Callback, CheckpointInfo, EpisodeMetrics, Frame
+from trainer.rl.events import BestGame, Callback, CheckpointInfo, EpisodeMetrics, Frame
 
 # Web processes read configs and events but must never load torch, so the names that need
 # torch or the engine are imported on first use (PEP 562).
@@ -30,6 +30,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "PRESETS",
+    "BestGame",
     "Callback",
     "CheckpointInfo",
     "ConfigError",

@@ -10,6 +10,7 @@ would outlive any affordable cap on the full board are still told apart.
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 
 from trainer.rl.config import TrainConfig
+from trainer.rl.events import MAX_REPLAY_PIECES
 from trainer.rl.policies import play_linear_in_threads
 from trainer.rl.run import RunContext, numpy_rng_state, restore_numpy_rng
 from trainer.tetris import FEATURE_SETS, TetrisGame
@@ -72,6 +74,7 @@ def train_cem(config: TrainConfig, run: RunContext, resumed: dict[str, Any] | No
         if config.cem_noise_decay_generations:
             noise *= max(0.0, 1.0 - generation / config.cem_noise_decay_generations)
         samples = mean + std * rng.standard_normal((config.cem_population, num_weights))
+        game_weights = np.repeat(samples, config.cem_games_per_sample, axis=0)
         games = [
             run.new_game(rng, train_height)
             for _ in range(config.cem_population * config.cem_games_per_sample)
@@ -79,7 +82,7 @@ def train_cem(config: TrainConfig, run: RunContext, resumed: dict[str, Any] | No
         started = time.monotonic()
         complete = play_linear_in_threads(
             games,
-            np.repeat(samples, config.cem_games_per_sample, axis=0),
+            game_weights,
             FEATURE_SET,
             piece_cap=piece_cap,
             threads=config.threads,
@@ -111,10 +114,17 @@ def train_cem(config: TrainConfig, run: RunContext, resumed: dict[str, Any] | No
         piece_cap = max(INITIAL_PIECE_CAP, int(config.cem_cap_growth * np.median(pieces[elite])))
         if config.piece_cap:
             piece_cap = min(piece_cap, config.piece_cap)
-        for game in games:
+        for game, weights in zip(games, game_weights, strict=True):
             run.total_pieces += game.pieces
-            run.end_episode(game, game.lines, None, None, extra)
+            replay = functools.partial(replay_linear_game, game, weights)
+            run.end_episode(game, game.lines, None, None, extra, replay)
         if run.checkpoint_due():
             run.save(state(), policy())
 
     run.save(state(), policy())
+
+
+def replay_linear_game(game: TetrisGame, weights: np.ndarray) -> np.ndarray:
+    """The placements of a finished game that `weights` played greedily, played again."""
+    again = TetrisGame(game.width, game.height, game.randomizer, game.seed)
+    return again.play_linear_recorded(weights, FEATURE_SET, min(game.pieces, MAX_REPLAY_PIECES))

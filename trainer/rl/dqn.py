@@ -79,6 +79,7 @@ def train_dqn(config: TrainConfig, run: RunContext, resumed: dict[str, Any] | No
     games = [run.new_game(rng) for _ in range(config.num_envs)]
     candidates = [afterstate_features(game, config.features) for game in games]
     returns = [0.0] * config.num_envs
+    histories = [bytearray() for _ in games]  # each game's placements, to replay a best one
     pieces_since_update = 0
     loss_sum, loss_count, last_loss = 0.0, 0, None
 
@@ -95,6 +96,7 @@ def train_dqn(config: TrainConfig, run: RunContext, resumed: dict[str, Any] | No
             else:
                 choice = int(np.flatnonzero(actions == greedy[i])[0])
             game.step(actions[choice])
+            histories[i].append(int(actions[choice]))
             run.total_pieces += 1
             returns[i] += float(lines[choice])
             if game.game_over:
@@ -106,9 +108,10 @@ def train_dqn(config: TrainConfig, run: RunContext, resumed: dict[str, Any] | No
                 if loss_count:
                     last_loss, loss_sum, loss_count = loss_sum / loss_count, 0.0, 0
                 extra = {"charts/updates": updates, "charts/lr": optimizer.param_groups[0]["lr"]}
-                run.end_episode(game, returns[i], last_loss, epsilon, extra)
+                run.end_episode(game, returns[i], last_loss, epsilon, extra, histories[i].copy)
                 games[i] = game = run.new_game(rng)
                 returns[i] = 0.0
+                histories[i] = bytearray()
                 after = afterstate_features(game, config.features)
             candidates[i] = after
         if run.frame_due():

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trainer.rl.events import Callback, EpisodeMetrics, Frame
+from trainer.rl.events import MAX_REPLAY_PIECES, BestGame, Callback, EpisodeMetrics, Frame
 from trainer.rl.policies import (
     LinearPolicy,
     Policy,
@@ -64,8 +64,12 @@ def evaluate(
     height: int = 20,
     randomizer: str = "uniform",
     threads: int = 2,
+    callbacks: Sequence[Callback] = (),
 ) -> EvalResult:
-    """Play greedy games on fixed seeds, each to game over, `piece_cap` or the time budget."""
+    """Play greedy games on fixed seeds, each to game over, `piece_cap` or the time budget.
+
+    The callbacks get the best game (most lines, the first on ties) as a BestGame.
+    """
     if isinstance(policy, str | Path):
         policy = load_policy(policy)
     seeds = list(seeds) if seeds is not None else evaluation_seeds(games)
@@ -80,6 +84,7 @@ def evaluate(
         if progress:
             progress(done, len(boards))
 
+    histories = [bytearray() for _ in boards]
     if isinstance(policy, LinearPolicy):
         play_linear_in_threads(
             boards,
@@ -92,8 +97,19 @@ def evaluate(
         )
     else:
         with one_torch_thread():
-            _play_in_lockstep(policy, boards, piece_cap, deadline, game_over)
+            _play_in_lockstep(policy, boards, piece_cap, deadline, game_over, histories)
     lines = [board.lines for board in boards]
+    if callbacks:
+        best = max(range(len(boards)), key=lambda index: (lines[index], -index))
+        board = boards[best]
+        if isinstance(policy, LinearPolicy):
+            # Played in compiled kernels, which keep no history: play it again, recording.
+            again = TetrisGame(width, height, randomizer, board.seed)
+            cap = min(board.pieces, MAX_REPLAY_PIECES)
+            histories[best] = again.play_linear_recorded(policy.weights, policy.feature_set, cap)
+        game = BestGame.of("eval", board, histories[best], best + 1)
+        for callback in callbacks:
+            callback.on_best_game(game)
     return EvalResult(
         policy=policy.name,
         games=len(boards),
@@ -117,12 +133,18 @@ def _play_in_lockstep(
     piece_cap: int,
     deadline: float,
     game_over: Callable[[int], None],
+    histories: list[bytearray],
 ) -> None:
-    """Advance all unfinished games one placement at a time, scoring them in one batch."""
+    """Advance all unfinished games one placement at a time, scoring them in one batch.
+
+    Each game's placements go to its history, up to MAX_REPLAY_PIECES.
+    """
     active = list(range(len(boards)))
     while active and time.monotonic() < deadline:
         for index, action in zip(active, policy.choose([boards[i] for i in active]), strict=True):
             boards[index].step(action)
+            if len(histories[index]) < MAX_REPLAY_PIECES:
+                histories[index].append(action)
         still = []
         for index in active:
             board = boards[index]

@@ -1,11 +1,15 @@
-"""What a training run reports while it runs: metric events, board frames and checkpoints."""
+"""What a training run reports while it runs: metric events, frames, checkpoints, best games."""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # web processes import this module and must not load the engine
+    from trainer.tetris import TetrisGame
 
 
 @dataclass
@@ -42,6 +46,49 @@ class Frame:
     pieces: int
 
 
+# A replay longer than this keeps only its first placements (a byte each).
+MAX_REPLAY_PIECES = 100_000
+
+
+@dataclass
+class BestGame:
+    """A game that beat the best so far, as its seed and placements: enough to replay it.
+
+    `TetrisGame(width, height, randomizer, seed)` stepped through `actions` (one byte per
+    placement, `rotation * width + column`) plays it again; a game longer than
+    MAX_REPLAY_PIECES keeps its first placements, while `pieces` counts them all.
+    """
+
+    kind: str
+    """`train` (a training game) or `eval` (a greedy evaluation game)"""
+    seed: int
+    width: int
+    height: int
+    randomizer: str
+    actions: bytes
+    lines: int
+    score: int
+    pieces: int
+    episode: int
+    """the training game's episode, or the evaluation game's number (from 1)"""
+
+    @classmethod
+    def of(cls, kind: str, game: TetrisGame, actions: Sequence[int], episode: int) -> BestGame:
+        """The record of a finished game whose placements were `actions`."""
+        return cls(
+            kind=kind,
+            seed=game.seed,
+            width=game.width,
+            height=game.height,
+            randomizer=game.randomizer,
+            actions=bytes(map(int, actions[:MAX_REPLAY_PIECES])),
+            lines=game.lines,
+            score=game.score,
+            pieces=game.pieces,
+            episode=episode,
+        )
+
+
 @dataclass
 class CheckpointInfo:
     """A checkpoint that was just written."""
@@ -63,3 +110,6 @@ class Callback:
 
     def on_checkpoint(self, c: CheckpointInfo) -> None:
         """Called after a checkpoint is safely on disk."""
+
+    def on_best_game(self, g: BestGame) -> None:
+        """Called when a game beats the best so far (the first game always does)."""

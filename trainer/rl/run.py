@@ -14,7 +14,7 @@ import numpy as np
 
 from trainer.rl.checkpoint import CHECKPOINT_NAME, save_checkpoint
 from trainer.rl.config import TrainConfig
-from trainer.rl.events import Callback, CheckpointInfo, EpisodeMetrics, Frame
+from trainer.rl.events import BestGame, Callback, CheckpointInfo, EpisodeMetrics, Frame
 from trainer.tetris import PIECE_NAMES, TetrisGame
 
 # Training games draw their seeds below this bound; evaluation seeds lie above it.
@@ -124,8 +124,14 @@ class RunContext:
         loss: float | None,
         epsilon: float | None,
         extra: dict[str, float] | None = None,
+        replay: Callable[[], Sequence[int]] | None = None,
     ) -> None:
-        """Count a finished training game and report it."""
+        """Count a finished training game and report it.
+
+        `replay()` gives the game's placements; it is called only for a game that beats the
+        run's best so far, which is then reported as a BestGame.
+        """
+        is_best = self.episodes == 0 or game.lines > self.best_lines
         self.episodes += 1
         self.best_lines = max(self.best_lines, game.lines)
         self.recent_lines.append(game.lines)
@@ -144,6 +150,10 @@ class RunContext:
         )
         for callback in self.callbacks:
             callback.on_episode(metrics)
+        if is_best and replay is not None:
+            best = BestGame.of("train", game, replay(), self.episodes)
+            for callback in self.callbacks:
+                callback.on_best_game(best)
 
     def checkpoint_due(self) -> bool:
         """Whether `checkpoint_every_s` has passed since the last checkpoint."""

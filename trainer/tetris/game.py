@@ -98,13 +98,15 @@ class TetrisGame:
 
     def reset(self, seed: int | None = None) -> None:
         """Start a new game on an empty board; a seed of None draws one from the OS."""
+        # Kept so that a game can be replayed from its seed and the actions played.
+        self.seed = int(_fresh_seed() if seed is None else seed) % 2**64
         kernels.reset_game(
             self._rows,
             self._heights,
             self._colours,
             self._info,
             self._rng,
-            seed_to_u64(_fresh_seed() if seed is None else seed),
+            seed_to_u64(self.seed),
             kernels.RANDOMIZERS[self.randomizer],
         )
 
@@ -242,6 +244,23 @@ class TetrisGame:
                 True,
             )
         )
+
+    def play_linear_recorded(
+        self, weights: np.ndarray, feature_set: str = "bcts", max_pieces: int = 1_000
+    ) -> np.ndarray:
+        """play_linear(), returning the actions it played (int64): the same placements."""
+        actions = np.empty(max(0, int(max_pieces)), np.int64)
+        played = kernels.play_linear_recording(
+            self._rows,
+            self._heights,
+            self._colours,
+            self._info,
+            self._rng,
+            _weights_for(weights, feature_set),
+            feature_set_id(feature_set),
+            actions,
+        )
+        return actions[:played]
 
     def features(self, feature_set: str = "bcts") -> np.ndarray:
         """float32 features of the current board; move features describe the last placement."""

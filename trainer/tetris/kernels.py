@@ -572,6 +572,43 @@ def play_linear(
     return lines
 
 
+@njit(cache=True, nogil=True)
+def play_linear_recording(
+    rows: np.ndarray,
+    heights: np.ndarray,
+    colours: np.ndarray,
+    info: np.ndarray,
+    rng: np.ndarray,
+    weights: np.ndarray,
+    fs: int,
+    out_actions: np.ndarray,
+) -> int:
+    """play_linear() for up to len(out_actions) pieces, writing each action played there.
+
+    Returns the number of pieces played; the placements are play_linear()'s exactly.
+    """
+    no_actions = np.empty(0, np.int64)
+    no_features = np.empty((0, MAX_FEATURES), np.float32)
+    played = 0
+    while played < out_actions.shape[0] and not info[GAME_OVER]:
+        _, action = scan_placements(
+            rows,
+            heights,
+            info[WALL_HEIGHT],
+            info[CURRENT],
+            fs,
+            weights,
+            False,
+            no_actions,
+            no_features,
+            no_actions,
+        )
+        place(rows, heights, colours, info, rng, action, True)
+        out_actions[played] = action
+        played += 1
+    return played
+
+
 @njit(cache=True, nogil=True, parallel=True)
 def play_linear_games_kernel(
     weights: np.ndarray,

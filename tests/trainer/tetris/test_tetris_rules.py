@@ -287,3 +287,30 @@ def test_published_controllers_clear_lines_at_the_maximum_rate() -> None:
         )
         assert (pieces == 5_000).all()
         assert (lines >= 1_990).all()
+
+
+def test_play_linear_recorded_returns_the_placements_play_linear_makes() -> None:
+    played, recorded = TetrisGame(seed=9, height=10), TetrisGame(seed=9, height=10)
+    played.play_linear(BCTS_WEIGHTS, "bcts", 400)
+    actions = recorded.play_linear_recorded(BCTS_WEIGHTS, "bcts", 400)
+    assert recorded.board_string() == played.board_string()
+    stepped = TetrisGame(seed=9, height=10)
+    for action in actions:
+        stepped.step(int(action))
+    assert stepped.board_string() == played.board_string()
+    assert (stepped.pieces, stepped.lines, stepped.game_over) == (
+        played.pieces,
+        played.lines,
+        played.game_over,
+    )
+
+
+def test_a_game_keeps_its_seed_even_when_the_os_drew_it() -> None:
+    drawn = TetrisGame()
+    again = TetrisGame(seed=drawn.seed)
+    while not drawn.game_over:
+        action = int(drawn.legal_actions()[-1])
+        drawn.step(action)
+        again.step(action)
+    assert again.board_string() == drawn.board_string() and again.game_over
+    assert TetrisGame(seed=-1).seed == 2**64 - 1
