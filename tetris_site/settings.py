@@ -145,7 +145,12 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # trains for hours while another worker is idle.
 CELERY_WORKER_DISABLE_PREFETCH = True
 CELERY_TASK_DEFAULT_QUEUE = "training"
-CELERY_TASK_ROUTES = {"trainer.tasks.*": {"queue": "training"}}
+# Plays (a checkpoint playing for viewers) are short and light: their own queue, so a
+# worker for them never waits behind a run that trains for hours.
+CELERY_TASK_ROUTES = {
+    "trainer.tasks.play_game": {"queue": "play"},
+    "trainer.tasks.*": {"queue": "training"},
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Only messages fetched but not yet acknowledged are redelivered after this; with early

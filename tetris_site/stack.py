@@ -24,6 +24,8 @@ import redis
 BASE_DIR = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 STOP_GRACE_SECONDS = 15.0
+# `make run`: plays (a checkpoint playing for viewers) watched at once.
+PLAY_WORKER_CONCURRENCY = 2
 
 
 class StackError(RuntimeError):
@@ -172,13 +174,13 @@ def start_worker(
     env: Mapping[str, str],
     *,
     name: str = "worker1",
-    queues: str = "training",
+    queues: str = "training,play",
     concurrency: int = 1,
     log_path: Path | None = None,
     timeout: float = 60,
     extra_args: Sequence[str] = (),
 ) -> Service:
-    """A Celery worker (on queue `training` by default), ready once it reports itself alive."""
+    """A Celery worker (on queues `training` and `play` by default), ready once it is alive."""
     args = [
         PYTHON, "-m", "celery", "-A", "tetris_site", "worker",
         "-Q", queues, "-c", str(concurrency), "-n", f"{name}@%h",
@@ -247,7 +249,11 @@ def run(port: int, host: str, concurrency: int) -> int:
             env["REDIS_URL"] = redis_service.url
             url_file.write_text(redis_service.url)
             print(f"Redis (private): {redis_service.url}", flush=True)
-        services.append(start_worker(env, concurrency=concurrency))
+        services.append(start_worker(env, queues="training", concurrency=concurrency))
+        # Plays get a worker of their own: one never waits behind a run that trains for hours.
+        services.append(
+            start_worker(env, name="play", queues="play", concurrency=PLAY_WORKER_CONCURRENCY)
+        )
         services.append(start_daphne(env, port=port, host=host))
         shown = "127.0.0.1" if host in {"0.0.0.0", "::"} else host
         print(f"\nTetris Trainer is running at http://{shown}:{port}/  (Ctrl-C stops it)")
@@ -275,7 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(prog="python -m tetris_site.stack")
     sub = parser.add_subparsers(dest="command", required=True)
-    run_parser = sub.add_parser("run", help="start Redis (unless REDIS_URL), daphne and a worker")
+    run_parser = sub.add_parser("run", help="start Redis (unless REDIS_URL), daphne and workers")
     run_parser.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 8000))
     run_parser.add_argument("--host", default=os.environ.get("HOST") or "127.0.0.1")
     run_parser.add_argument(

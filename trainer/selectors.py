@@ -151,6 +151,20 @@ def latest_checkpoint(run: Run) -> Checkpoint | None:
     return run_checkpoints(run).first()
 
 
+def run_checkpoint(run: Run, checkpoint_id: int | None) -> Checkpoint | None:
+    """One of the run's checkpoints by id (None: the newest), or None if it has no such one."""
+    if checkpoint_id is None:
+        return latest_checkpoint(run)
+    return run_checkpoints(run).filter(pk=checkpoint_id).first()
+
+
+def checkpoint_at_episode(run: Run, episode: int | None) -> Checkpoint | None:
+    """The run's checkpoint written at this episode (None: the newest), if it has one."""
+    if episode is None:
+        return latest_checkpoint(run)
+    return run_checkpoints(run).filter(episode=episode).first()
+
+
 # --- comparing runs ---
 
 MAX_COMPARED_RUNS = 20

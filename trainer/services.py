@@ -1,4 +1,4 @@
-"""Writes with side effects: create, start, stop, resume, clone and delete runs.
+"""Writes with side effects: create, start, stop, resume, clone and delete runs; start plays.
 
 Every function is keyword-only, checks access through `selectors`, and enqueues work
 only after the transaction commits, so a worker never sees an uncommitted row.
@@ -7,6 +7,7 @@ only after the transaction commits, so a worker never sees an uncommitted row.
 from __future__ import annotations
 
 import logging
+import secrets
 import shutil
 import time
 import uuid
@@ -18,9 +19,16 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from trainer.models import InvalidTransition, Run
+from trainer import plays
+from trainer.models import Checkpoint, InvalidTransition, Run
 from trainer.rl.config import ConfigError, TrainConfig
-from trainer.selectors import RunNotFound, can_see, ensure_can_control, ensure_can_stop
+from trainer.selectors import (
+    RunNotFound,
+    can_see,
+    ensure_can_control,
+    ensure_can_stop,
+    run_for_viewer,
+)
 from trainer.version import code_version
 from visualizer import bridge
 
@@ -128,6 +136,7 @@ def run_set_visibility(*, run: Run, user: AbstractBaseUser, visibility: str) -> 
     run.save(update_fields=["visibility"])
     if visibility == Run.Visibility.PRIVATE:
         bridge.publish_access_changed(bridge.run_group(run.pk))
+        bridge.publish_access_changed(bridge.run_plays_group(run.pk))
     return run
 
 
@@ -200,3 +209,72 @@ def publish_status(run: Run, detail: str = "") -> None:
         "status",
         {"status": run.status, "detail": detail, "t": time.time()},
     )
+
+
+def play_create(
+    *,
+    user: AbstractBaseUser,
+    run: Run | None = None,
+    checkpoint: Checkpoint | None = None,
+    controller: str = "",
+    pps: int = plays.DEFAULT_PPS,
+    seed: int | None = None,
+) -> plays.PlaySpec:
+    """Prepare a play of a run's checkpoint (one the user may see) or a reference controller.
+
+    Nothing plays yet: the game task starts when the first viewer joins (`play_join`).
+    """
+    if run is not None:
+        if not can_see(user, run):
+            raise RunNotFound(f"run {run.pk} not found")
+        if checkpoint is None or checkpoint.run_id != run.pk:
+            raise ValueError(f"run {run.pk} has no such checkpoint")
+        label = f"{run.name} · checkpoint at episode {checkpoint.episode:,}"
+        board = run.config
+    elif controller in plays.REFERENCE_CONTROLLERS:
+        label = f"{plays.REFERENCE_CONTROLLERS[controller]} (reference controller)"
+        board = {}
+    else:
+        known = ", ".join(plays.REFERENCE_CONTROLLERS)
+        raise ValueError(f"unknown controller {controller!r}; expected one of {known}")
+    spec = plays.PlaySpec(
+        token=plays.new_token(),
+        user_id=user.pk,
+        label=label,
+        width=board.get("width", 10),
+        height=board.get("height", 20),
+        randomizer=board.get("randomizer", "uniform"),
+        seed=secrets.randbelow(2**31) if seed is None else seed,
+        pps=plays.clamp_pps(pps),
+        run_id=run.pk if run is not None else None,
+        checkpoint_id=checkpoint.pk if checkpoint is not None else None,
+        controller=controller if run is None else "",
+    )
+    plays.save_spec(plays.client(), spec)
+    return spec
+
+
+def play_for_viewer(*, user: AbstractBaseUser, token: str) -> plays.PlaySpec:
+    """The play, if this user prepared it and may still see its run; else PlayNotFound."""
+    spec = plays.load_spec(plays.client(), token)
+    if spec is None or not user.is_authenticated or spec.user_id != user.pk:
+        raise plays.PlayNotFound("no such play")
+    if spec.run_id is not None:
+        try:
+            run_for_viewer(user, spec.run_id)
+        except RunNotFound:
+            raise plays.PlayNotFound("no such play") from None
+    return spec
+
+
+def play_join(*, user: AbstractBaseUser, token: str) -> plays.PlaySpec:
+    """A viewer joins a play: check access, and hand the game to a worker if none plays it."""
+    from trainer.tasks import play_game
+
+    spec = play_for_viewer(user=user, token=token)
+    r = plays.client()
+    plays.keep_alive(r, token)
+    if plays.mark_queued(r, token):
+        plays.save_status(r, token, {"state": "queued", "detail": "waiting for a worker"})
+        play_game.delay(token)
+    return spec

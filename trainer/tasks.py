@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from trainer import services
+from trainer import plays, services
 
 
 @shared_task(name="trainer.tasks.train_run", bind=True, ignore_result=True)
@@ -13,6 +13,20 @@ def train_run(self, run_id: int) -> None:
     from trainer.runner import run_execute
 
     run_execute(run_id=run_id, worker=self.request.hostname or "", task_id=self.request.id or "")
+
+
+@shared_task(
+    name="trainer.tasks.play_game",
+    bind=True,
+    ignore_result=True,
+    # The loop ends itself at PLAY_MAX_SECONDS; this is the backstop should it hang.
+    time_limit=plays.PLAY_MAX_SECONDS + 60,
+)
+def play_game(self, token: str) -> None:
+    """Play a play's game at its viewers' pace until they leave (queue `play`)."""
+    from trainer.player import play_execute
+
+    play_execute(token=token, task_id=self.request.id or "")
 
 
 @shared_task(name="trainer.tasks.reap_runs", ignore_result=True)

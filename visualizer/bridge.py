@@ -31,6 +31,11 @@ def run_group(run_id: int) -> str:
     return f"run.{run_id}"
 
 
+def run_plays_group(run_id: int) -> str:
+    """The Channels group of everyone watching one of a run's checkpoints play."""
+    return f"run.{run_id}.plays"
+
+
 def last_frame_key(group: str) -> str:
     """The Redis key that holds a group's latest encoded frame."""
     return f"tetris:last-frame:{group}"

@@ -1,13 +1,17 @@
-"""WebSocket consumers: the live stream of one run to a browser."""
+"""WebSocket consumers: the live stream of one run, or of one play, to a browser."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import math
 
+import redis
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from trainer import selectors, services
+from trainer import plays, selectors, services
 from trainer.exporting import run_summary
 from trainer.models import InvalidTransition, Run
 from visualizer import bridge
@@ -16,6 +20,19 @@ MAX_MESSAGE_BYTES = 4096
 SNAPSHOT_POINTS = 1500
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
+
+
+def parse_command(text_data: str | None, *, example: str) -> tuple[dict, str]:
+    """A client's message as a dict with a string `command`, or what is wrong with it."""
+    if text_data is None or len(text_data) > MAX_MESSAGE_BYTES:
+        return {}, f"messages must be JSON text of at most {MAX_MESSAGE_BYTES} bytes"
+    try:
+        message = json.loads(text_data)
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than json goes
+        return {}, "message is not valid JSON"
+    if not isinstance(message, dict) or not isinstance(message.get("command"), str):
+        return {}, f'expected an object like {{"command": "{example}"}}'
+    return message, ""
 
 
 class RunConsumer(AsyncWebsocketConsumer):
@@ -61,18 +78,9 @@ class RunConsumer(AsyncWebsocketConsumer):
         return {"run": summary, "metrics": {"points": points, "total": total}, "frame": None}
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if text_data is None or len(text_data) > MAX_MESSAGE_BYTES:
-            await self.send_error(
-                f"messages must be JSON text of at most {MAX_MESSAGE_BYTES} bytes"
-            )
-            return
-        try:
-            message = json.loads(text_data)
-        except (ValueError, RecursionError):  # RecursionError: nested deeper than json goes
-            await self.send_error("message is not valid JSON")
-            return
-        if not isinstance(message, dict) or not isinstance(message.get("command"), str):
-            await self.send_error('expected an object like {"command": "stop"}')
+        message, error = parse_command(text_data, example="stop")
+        if error:
+            await self.send_error(error)
             return
         command = message["command"]
         if command not in {"stop", "start"}:
@@ -116,4 +124,120 @@ class RunConsumer(AsyncWebsocketConsumer):
 
     async def broadcast(self, event: dict) -> None:
         """Relay a pre-encoded frame, metrics or status message from the bridge."""
+        await self.send(text_data=event["text"])
+
+
+PLAY_COMMANDS = ("speed", "pause", "resume", "step", "restart")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+class PlayConsumer(AsyncWebsocketConsumer):
+    """Streams one play's frames and status to its viewer; takes speed, pause, step, restart.
+
+    While the socket is open the consumer keeps the viewer's presence fresh in Redis: the
+    play's task ends once no viewer is left.
+    """
+
+    async def connect(self) -> None:
+        await self.accept()
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        self.token = self.scope["url_route"]["kwargs"]["token"]
+        spec = await self._spec()
+        if spec is None:
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        self.redis = plays.async_client()
+        # Join first, as RunConsumer does; a run's plays also hear when it goes private.
+        self.joined = [plays.play_group(self.token)]
+        if spec.run_id is not None:
+            self.joined.append(bridge.run_plays_group(spec.run_id))
+        for group in self.joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+        try:
+            await plays.viewer_seen(self.redis, self.token, self.channel_name)
+            await self._join()
+            status = await plays.last_status(self.redis, self.token)
+        except (redis.RedisError, plays.PlayNotFound):
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        self.presence = asyncio.create_task(self._keep_watching())
+        play = spec.as_dict()
+        play.pop("user_id")
+        frame = await bridge.last_frame(self.joined[0])
+        snapshot = {"play": play, "status": status, "frame": frame}
+        await self.send(text_data=bridge.encode("snapshot", snapshot))
+
+    async def disconnect(self, code: int) -> None:
+        if hasattr(self, "presence"):
+            self.presence.cancel()
+        for group in getattr(self, "joined", []):
+            await self.channel_layer.group_discard(group, self.channel_name)
+        if hasattr(self, "redis"):
+            with contextlib.suppress(redis.RedisError):
+                await plays.viewer_gone(self.redis, self.token, self.channel_name)
+            await self.redis.aclose()
+
+    async def _keep_watching(self) -> None:
+        while True:
+            await asyncio.sleep(plays.VIEWER_REFRESH_SECONDS)
+            with contextlib.suppress(redis.RedisError):
+                await plays.viewer_seen(self.redis, self.token, self.channel_name)
+
+    @database_sync_to_async
+    def _spec(self) -> plays.PlaySpec | None:
+        try:
+            return services.play_for_viewer(user=self.scope["user"], token=self.token)
+        except (plays.PlayNotFound, redis.RedisError):
+            return None
+
+    @database_sync_to_async
+    def _join(self) -> plays.PlaySpec:
+        return services.play_join(user=self.scope["user"], token=self.token)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        message, error = parse_command(text_data, example="pause")
+        if error:
+            await self.send_error(error)
+            return
+        command = message["command"]
+        if command not in PLAY_COMMANDS:
+            await self.send_error(
+                f"unknown command {command[:50]!r}; use one of {', '.join(PLAY_COMMANDS)}"
+            )
+            return
+        try:
+            if command == "speed":
+                pps = message.get("pps")
+                if not _is_number(pps):
+                    await self.send_error(
+                        f"speed needs pps, a number from {plays.MIN_PPS} to {plays.MAX_PPS}"
+                    )
+                    return
+                await plays.set_speed(self.redis, self.token, pps)
+            elif command in ("pause", "resume"):
+                await plays.set_paused(self.redis, self.token, command == "pause")
+            elif command == "step":
+                await plays.step(self.redis, self.token)
+            else:
+                await plays.restart(self.redis, self.token)
+        except redis.RedisError:
+            await self.send_error("the play cannot be reached right now; try again")
+
+    async def send_error(self, error: str) -> None:
+        """Answer bad input with an `error` message; the socket stays open."""
+        await self.send(text_data=bridge.encode("error", {"error": error}))
+
+    async def access_changed(self, event: dict) -> None:
+        """The run went private: close the socket if this viewer lost access."""
+        if await self._spec() is None:
+            await self.close(code=CLOSE_FORBIDDEN)
+
+    async def broadcast(self, event: dict) -> None:
+        """Relay a pre-encoded frame or status message from the bridge."""
         await self.send(text_data=event["text"])

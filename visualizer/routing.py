@@ -2,8 +2,9 @@
 
 from django.urls import path
 
-from visualizer.consumers import RunConsumer
+from visualizer.consumers import PlayConsumer, RunConsumer
 
 websocket_urlpatterns = [
     path("ws/runs/<int:run_id>/", RunConsumer.as_asgi()),
+    path("ws/play/<str:token>/", PlayConsumer.as_asgi()),
 ]

@@ -18,6 +18,8 @@ urlpatterns = [
     path("", views.index, name="index"),
     path("runs/new/", views.run_new, name="run-new"),
     path("runs/<int:run_id>/", views.run_detail, name="run-detail"),
+    path("runs/<int:run_id>/play/", views.run_play, name="run-play"),
+    path("play/<slug:controller>/", views.controller_play, name="controller-play"),
     path("compare/", compare.compare_runs, name="compare"),
     re_path(
         rf"^{STATIC_PREFIX}(?P<path>.+)$",

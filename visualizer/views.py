@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
-from trainer import selectors, services
+from trainer import plays, selectors, services
 from trainer.rl.config import ConfigError
 from visualizer.forms import RunForm, preset_values
 
@@ -75,6 +75,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         run = selectors.run_for_viewer(request.user, run_id)
     except selectors.RunNotFound:
         raise Http404("run not found") from None
+    checkpoints = list(selectors.run_checkpoints(run))
     page = {
         "run_id": run.pk,
         "algorithm": run.algorithm,
@@ -84,4 +85,75 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         "run_url": reverse("api-1:get_run", args=[run.pk]),
         "login_url": reverse("login"),
     }
-    return render(request, "visualizer/run_detail.html", {"run": run, "page": page})
+    context = {
+        "run": run,
+        "page": page,
+        "checkpoints": checkpoints,
+        "controllers": plays.REFERENCE_CONTROLLERS,
+    }
+    return render(request, "visualizer/run_detail.html", context)
+
+
+def _requested_pps(request: HttpRequest) -> int:
+    try:
+        return plays.clamp_pps(float(request.GET.get("pps", plays.DEFAULT_PPS)))
+    except ValueError:
+        return plays.DEFAULT_PPS
+
+
+def _render_play(request: HttpRequest, spec: plays.PlaySpec, extra: dict) -> HttpResponse:
+    page = {
+        "mode": "live",
+        "socket_path": f"/ws/play/{spec.token}/",
+        "width": spec.width,
+        "height": spec.height,
+        "pps": spec.pps,
+        "min_pps": plays.MIN_PPS,
+        "max_pps": plays.MAX_PPS,
+        "login_url": reverse("login"),
+    }
+    context = {
+        "page": page,
+        "controllers": plays.REFERENCE_CONTROLLERS,
+        "subtitle": f"{spec.width} by {spec.height} board, {spec.randomizer} pieces",
+        "detail": "waiting for a worker…",
+        **extra,
+    }
+    return render(request, "visualizer/play.html", context)
+
+
+@require_GET
+def run_play(request: HttpRequest, run_id: int) -> HttpResponse:
+    """Watch one of a run's checkpoints play (?checkpoint=<id>, default the newest)."""
+    try:
+        run = selectors.run_for_viewer(request.user, run_id)
+        checkpoint_id = request.GET.get("checkpoint")
+        checkpoint = selectors.run_checkpoint(
+            run, int(checkpoint_id) if checkpoint_id is not None else None
+        )
+    except (selectors.RunNotFound, ValueError):
+        raise Http404("run or checkpoint not found") from None
+    if checkpoint is None:
+        raise Http404("this run has no such checkpoint")
+    spec = services.play_create(
+        user=request.user, run=run, checkpoint=checkpoint, pps=_requested_pps(request)
+    )
+    extra = {
+        "run": run,
+        "checkpoint": checkpoint,
+        "checkpoints": selectors.run_checkpoints(run),
+        "title": f"Checkpoint at episode {checkpoint.episode:,}",
+    }
+    return _render_play(request, spec, extra)
+
+
+@require_GET
+def controller_play(request: HttpRequest, controller: str) -> HttpResponse:
+    """Watch a reference controller (Dellacherie, BCTS) play."""
+    if controller not in plays.REFERENCE_CONTROLLERS:
+        raise Http404("no such controller")
+    spec = services.play_create(
+        user=request.user, controller=controller, pps=_requested_pps(request)
+    )
+    title = f"{plays.REFERENCE_CONTROLLERS[controller]}, a reference controller"
+    return _render_play(request, spec, {"title": title})

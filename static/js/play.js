@@ -1,0 +1,281 @@
+// The play page: a policy's game at human speed, with speed, pause, step and restart.
+// Two sources feed the same board and controls: "live", a game that a worker plays and
+// streams over the play's WebSocket (the commands go back over it), and "replay", a
+// recorded game (seed + placements) replayed here with tetris_rules.js.
+"use strict";
+
+(function (ns) {
+  const page = JSON.parse(document.getElementById("play-page").textContent);
+  const $ = (id) => document.getElementById(id);
+
+  const board = new ns.BoardView($("board"), $("next-piece"), page.width, page.height);
+  const speed = $("speed");
+  const RECONNECT_FIRST_MS = 500;
+  const RECONNECT_MAX_MS = 10000;
+  const CLOSE_UNAUTHENTICATED = 4401;
+  const CLOSE_FORBIDDEN = 4403;
+  const ENDED = ["ended", "failed", "finished"];
+
+  const view = { state: "", paused: false, pps: page.pps, frame: null, frames: 0 };
+  let framePending = null;
+
+  function formatNumber(value) {
+    if (value === null || value === undefined || !Number.isFinite(Number(value))) return "–";
+    return Number(value).toLocaleString("en-US");
+  }
+
+  function showNotice(text) {
+    $("notice").textContent = text;
+    $("notice").hidden = !text;
+  }
+
+  // --- the board: drawn at most once per animation frame, the latest frame wins ---
+
+  function showFrame(frame) {
+    view.frame = frame;
+    view.frames += 1;
+    if (framePending === null) window.requestAnimationFrame(drawFrame);
+    framePending = frame;
+  }
+
+  function drawFrame() {
+    const frame = framePending;
+    framePending = null;
+    board.draw(frame.board, frame.next);
+    $("board-wrap").classList.add("has-frame");
+    $("stat-episode").textContent = formatNumber(frame.episode);
+    $("stat-lines").textContent = formatNumber(frame.lines);
+    $("stat-score").textContent = formatNumber(frame.score);
+    $("stat-pieces").textContent = formatNumber(frame.pieces);
+    $("stat-seed").textContent = String(frame.seed);
+  }
+
+  // --- the state badge and the controls ---
+
+  function setState(state, detail, pps, paused) {
+    view.state = state;
+    if (typeof paused === "boolean") view.paused = paused;
+    if (typeof pps === "number" && document.activeElement !== speed) {
+      view.pps = pps;
+      speed.value = pps;
+      $("speed-value").textContent = pps;
+    }
+    const badge = $("play-state");
+    badge.textContent = state;
+    badge.dataset.state = state;
+    $("play-detail").textContent = detail || "";
+    renderControls();
+  }
+
+  function renderControls() {
+    const usable = source.ready() && !ENDED.includes(view.state);
+    $("pause-button").disabled = !usable;
+    $("pause-button").textContent = view.paused ? "Play" : "Pause";
+    $("step-button").disabled = !usable;
+    $("restart-button").disabled = !source.ready() || (page.mode === "live" && ENDED.includes(view.state));
+  }
+
+  // --- live: a game played by a worker, streamed over the play's socket ---
+
+  function liveSource() {
+    let socket = null;
+    let attempt = 0;
+
+    function setConnection(state, label) {
+      const indicator = $("connection");
+      indicator.dataset.state = state;
+      indicator.querySelector(".label").textContent = label;
+    }
+
+    const handlers = {
+      snapshot(message) {
+        attempt = 0;
+        setConnection("live", "live");
+        const status = message.status || { state: "queued", detail: "waiting for a worker" };
+        setState(status.state, status.detail, status.pps, status.paused);
+        if (message.frame) showFrame(message.frame);
+      },
+      frame(message) {
+        showFrame(message);
+      },
+      status(message) {
+        setState(message.state, message.detail, message.pps, message.paused);
+        if (message.state === "ended" || message.state === "failed") {
+          $("board-waiting").textContent = "the play ended: reload the page to play again";
+        }
+      },
+      error(message) {
+        showNotice(message.error);
+      },
+    };
+
+    function connect() {
+      setConnection("connecting", "connecting…");
+      const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
+      socket = new WebSocket(`${scheme}//${window.location.host}${page.socket_path}`);
+      socket.addEventListener("open", renderControls);
+      socket.addEventListener("message", (event) => {
+        const message = JSON.parse(event.data);
+        const handle = handlers[message.type];
+        if (handle) handle(message);
+      });
+      socket.addEventListener("close", (event) => {
+        socket = null;
+        renderControls();
+        if (event.code === CLOSE_UNAUTHENTICATED) {
+          setConnection("offline", "signed out");
+          window.location.href = `${page.login_url}?next=${encodeURIComponent(window.location.pathname)}`;
+        } else if (event.code === CLOSE_FORBIDDEN) {
+          setConnection("offline", "no access");
+          showNotice("This play is gone or no longer yours to watch: reload the page for a new one.");
+        } else {
+          // Back within a few seconds, the viewer finds the same game still going.
+          const step = Math.min(RECONNECT_MAX_MS, RECONNECT_FIRST_MS * 2 ** attempt);
+          attempt += 1;
+          setConnection("reconnecting", "reconnecting…");
+          window.setTimeout(connect, step / 2 + Math.random() * (step / 2));
+        }
+      });
+    }
+
+    function send(command, extra) {
+      if (socket !== null && socket.readyState === WebSocket.OPEN) {
+        socket.send(JSON.stringify({ command, ...extra }));
+      }
+    }
+
+    connect();
+    return {
+      ready: () => socket !== null && socket.readyState === WebSocket.OPEN,
+      speed: (pps) => send("speed", { pps }),
+      pause: () => send("pause"),
+      resume: () => send("resume"),
+      step: () => send("step"),
+      restart: () => send("restart"),
+    };
+  }
+
+  // --- replay: a recorded game, replayed in this page from its seed and placements ---
+
+  function replaySource() {
+    const record = page.replay;
+    const actions = Uint8Array.from(window.atob(record.actions), (ch) => ch.charCodeAt(0));
+    let game = null;
+    let timer = null;
+
+    function frame() {
+      return {
+        episode: record.episode,
+        seed: record.seed,
+        board: game.boardString(),
+        next: ns.TetrisRules.PIECE_NAMES[game.next],
+        lines: game.lines,
+        score: game.score,
+        pieces: game.pieces,
+      };
+    }
+
+    function start() {
+      game = new ns.TetrisRules.Game(record.width, record.height, record.randomizer, record.seed);
+      showFrame(frame());
+      report();
+    }
+
+    function finished() {
+      return game.pieces >= actions.length;
+    }
+
+    function report() {
+      if (!finished()) {
+        const detail = `placement ${formatNumber(game.pieces)} of ${formatNumber(actions.length)}`;
+        setState(view.paused ? "paused" : "playing", detail);
+        return;
+      }
+      const whole = actions.length === record.pieces;
+      if (whole && (game.lines !== record.lines || game.score !== record.score)) {
+        setState("failed", `the replay made ${game.lines} lines, the record says ${record.lines}`);
+        return;
+      }
+      const shown = whole ? "the whole game" : `its first ${formatNumber(actions.length)} placements`;
+      setState("finished", `replayed ${shown}: ${formatNumber(game.lines)} lines`);
+    }
+
+    function placeOne() {
+      if (finished()) return;
+      game.step(actions[game.pieces]);
+      showFrame(frame());
+    }
+
+    function tick() {
+      timer = null;
+      if (view.paused || finished()) return;
+      placeOne();
+      report();
+      schedule();
+    }
+
+    function schedule() {
+      window.clearTimeout(timer);
+      timer = window.setTimeout(tick, 1000 / view.pps);
+    }
+
+    view.paused = true;
+    start();
+    return {
+      ready: () => true,
+      speed: (pps) => {
+        view.pps = pps;
+        if (!view.paused) schedule();
+      },
+      pause: () => {
+        view.paused = true;
+        window.clearTimeout(timer);
+        report();
+      },
+      resume: () => {
+        view.paused = false;
+        report();
+        schedule();
+      },
+      step: () => {
+        view.paused = true;
+        window.clearTimeout(timer);
+        placeOne();
+        report();
+      },
+      restart: () => {
+        window.clearTimeout(timer);
+        start();
+        if (!view.paused) schedule();
+      },
+    };
+  }
+
+  // --- wiring ---
+
+  const source = page.mode === "live" ? liveSource() : replaySource();
+
+  speed.addEventListener("input", () => {
+    $("speed-value").textContent = speed.value;
+  });
+  speed.addEventListener("change", () => {
+    view.pps = Number(speed.value);
+    source.speed(view.pps);
+  });
+  $("pause-button").addEventListener("click", () => (view.paused ? source.resume() : source.pause()));
+  $("step-button").addEventListener("click", () => source.step());
+  $("restart-button").addEventListener("click", () => source.restart());
+  $("notice").addEventListener("click", () => showNotice(""));
+  renderControls();
+
+  // Tests and the console can read the player's state.
+  ns.player = {
+    board: () => (view.frame ? view.frame.board : null),
+    frames: () => view.frames,
+    lines: () => (view.frame ? view.frame.lines : null),
+    paused: () => view.paused,
+    pieces: () => (view.frame ? view.frame.pieces : null),
+    pps: () => view.pps,
+    state: () => view.state,
+  };
+})(window.TetrisTrainer);

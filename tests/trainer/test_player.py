@@ -1,0 +1,78 @@
+"""The play loop in this process, against the real Redis: its time cap, its end when nobody
+watches, and a new game after game over."""
+
+import time
+
+import pytest
+import redis
+from django.conf import settings
+
+from trainer import player, plays
+from trainer.rl import load_policy
+
+
+def started_play(r: redis.Redis, *, width: int = 10, height: int = 20) -> plays.PlaySpec:
+    """A play of Dellacherie's controller at full speed, with one viewer watching."""
+    spec = plays.PlaySpec(
+        token=plays.new_token(),
+        user_id=1,
+        label="test",
+        width=width,
+        height=height,
+        randomizer="uniform",
+        seed=5,
+        pps=plays.MAX_PPS,
+        controller="dellacherie",
+    )
+    plays.save_spec(r, spec)
+    r.zadd(f"tetris:play:{spec.token}:viewers", {"viewer": time.time() + 60})
+    return spec
+
+
+def loop_for(r: redis.Redis, spec: plays.PlaySpec, max_seconds: float) -> player.PlayLoop:
+    """The loop a worker would run for the play."""
+    game = player.GamePlayer(
+        load_policy(spec.controller),
+        width=spec.width,
+        height=spec.height,
+        randomizer=spec.randomizer,
+        seed=spec.seed,
+    )
+    return player.PlayLoop(r, spec, "task", game, max_seconds=max_seconds)
+
+
+@pytest.fixture
+def r() -> redis.Redis:
+    """The test Redis."""
+    return redis.Redis.from_url(settings.REDIS_URL)
+
+
+def test_play_stops_at_its_time_cap_even_while_watched(r: redis.Redis) -> None:
+    loop = loop_for(r, started_play(r), max_seconds=1.0)
+    started = time.monotonic()
+    reason = loop.run()
+    assert "at most" in reason and 1.0 <= time.monotonic() - started < 2.0
+    assert 40 <= loop.player.game.pieces <= 61  # 60 pieces a second
+
+
+def test_play_stops_soon_after_its_last_viewer_leaves(
+    r: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(player, "NO_VIEWER_GRACE_SECONDS", 0.3)
+    spec = started_play(r)
+    r.delete(f"tetris:play:{spec.token}:viewers")
+    started = time.monotonic()
+    assert loop_for(r, spec, max_seconds=30).run() == "nobody is watching"
+    assert time.monotonic() - started < 2.0
+
+
+def test_a_new_game_on_the_next_seed_follows_game_over(
+    r: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(player, "GAME_OVER_PAUSE_SECONDS", 0.1)
+    loop = loop_for(r, started_play(r, width=4, height=4), max_seconds=2.0)
+    loop.run()
+    assert loop.player.episode >= 2
+    assert loop.player.game.seed == 5 + loop.player.episode - 1
+    status = r.get(f"tetris:play:{loop.spec.token}:status")
+    assert status is not None

@@ -1,0 +1,68 @@
+"""The play pages: a checkpoint or a controller to watch, through Django's test client."""
+
+import pytest
+from django.test import Client
+
+from tests.trained_runs import finished_cem_run
+from tests.visualizer.test_pages import page_data
+from trainer import plays, selectors, services
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def ada(client: Client, user: object) -> Client:
+    client.force_login(user)
+    return client
+
+
+def test_run_page_lists_its_checkpoints_to_watch(ada: Client, user: object) -> None:
+    run = finished_cem_run(user)
+    checkpoint = selectors.latest_checkpoint(run)
+    body = ada.get(f"/runs/{run.pk}/").content.decode()
+    assert f"/runs/{run.pk}/play/?checkpoint={checkpoint.pk}" in body
+    assert "/play/dellacherie/" in body and "/play/bcts/" in body
+
+
+def test_checkpoint_page_prepares_a_play_of_that_checkpoint(ada: Client, user: object) -> None:
+    run = finished_cem_run(user)
+    checkpoint = selectors.latest_checkpoint(run)
+    response = ada.get(f"/runs/{run.pk}/play/?pps=25")
+    page = page_data(response, "play-page")
+    assert (page["mode"], page["pps"], page["width"], page["height"]) == ("live", 25, 10, 20)
+    token = page["socket_path"].split("/")[3]
+    spec = plays.load_spec(plays.client(), token)
+    assert (spec.run_id, spec.checkpoint_id, spec.user_id) == (run.pk, checkpoint.pk, user.pk)
+    assert f"episode {checkpoint.episode:,}" in response.content.decode()
+
+
+def test_controller_page_prepares_a_play_of_the_controller(ada: Client) -> None:
+    page = page_data(ada.get("/play/bcts/?pps=500"), "play-page")
+    assert page["pps"] == plays.MAX_PPS
+    spec = plays.load_spec(plays.client(), page["socket_path"].split("/")[3])
+    assert (spec.controller, spec.run_id) == ("bcts", None)
+
+
+def test_what_cannot_be_played_is_a_404(ada: Client, user: object, other_user: object) -> None:
+    hidden = finished_cem_run(other_user, name="bob's")
+    empty = services.run_create(owner=user, name="no checkpoint yet")
+    mine = finished_cem_run(user)
+    for url in [
+        f"/runs/{hidden.pk}/play/",
+        f"/runs/{empty.pk}/play/",
+        f"/runs/{mine.pk}/play/?checkpoint=999999",
+        f"/runs/{mine.pk}/play/?checkpoint=x",
+        "/play/tetris-master/",
+    ]:
+        assert ada.get(url).status_code == 404, url
+
+
+def test_play_pages_ask_anonymous_visitors_to_sign_in(client: Client) -> None:
+    response = client.get("/play/dellacherie/")
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+
+
+def test_the_reference_controllers_named_for_the_web_exist_in_the_core() -> None:
+    from trainer.rl.policies import REFERENCE_POLICIES
+
+    assert set(plays.REFERENCE_CONTROLLERS) == set(REFERENCE_POLICIES)

@@ -1,0 +1,216 @@
+"""Plays a checkpoint or a reference controller at human speed: the worker's play task, and
+the game that `manage.py play` draws in a terminal.
+
+Imports torch (through `trainer.rl`); web processes never import this module.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import redis
+
+from trainer import plays
+from trainer.models import Checkpoint
+from trainer.rl import load_policy
+from trainer.rl.policies import Policy, one_torch_thread
+from trainer.tetris import PIECE_NAMES, TetrisGame
+from visualizer import bridge
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.05
+# A reload reconnects within this: the game goes on instead of starting again.
+NO_VIEWER_GRACE_SECONDS = 5.0
+GAME_OVER_PAUSE_SECONDS = 3.0
+
+
+class GamePlayer:
+    """A greedy policy playing games one placement at a time; game n has seed `seed + n - 1`."""
+
+    def __init__(
+        self, policy: Policy, *, width: int, height: int, randomizer: str, seed: int
+    ) -> None:
+        self.policy = policy
+        self.board = (width, height, randomizer)
+        self.first_seed = seed
+        self.episode = 1
+        self.game = TetrisGame(width, height, randomizer, seed)
+
+    def step(self) -> None:
+        """Place the current piece where the policy wants it."""
+        self.game.step(self.policy.choose([self.game])[0])
+
+    def new_game(self) -> None:
+        """Start the next game, on the next seed."""
+        self.episode += 1
+        self.game = TetrisGame(*self.board, self.first_seed + self.episode - 1)
+
+    def frame(self) -> dict:
+        """The board and figures, as a frame message's payload."""
+        game = self.game
+        return {
+            "episode": self.episode,
+            "seed": game.seed,
+            "board": game.board_string(),
+            "next": PIECE_NAMES[game.next_piece],
+            "lines": game.lines,
+            "score": game.score,
+            "pieces": game.pieces,
+        }
+
+
+def load_play_policy(spec: plays.PlaySpec) -> Policy:
+    """The policy a play plays: its reference controller, or its checkpoint's file."""
+    if spec.controller:
+        return load_policy(spec.controller)
+    checkpoint = Checkpoint.objects.filter(pk=spec.checkpoint_id, run_id=spec.run_id).first()
+    if checkpoint is None:
+        raise FileNotFoundError("the checkpoint was deleted (a run keeps its 10 latest)")
+    return load_policy(checkpoint.file.path)
+
+
+@dataclass
+class _Pace:
+    pps: int
+    paused: bool
+
+
+class PlayLoop:
+    """One play in a worker: paced placements, the viewers' commands, frames to the group."""
+
+    def __init__(
+        self,
+        r: redis.Redis,
+        spec: plays.PlaySpec,
+        task_id: str,
+        player: GamePlayer,
+        *,
+        max_seconds: float = plays.PLAY_MAX_SECONDS,
+    ) -> None:
+        self.r, self.spec, self.task_id, self.player = r, spec, task_id, player
+        self.group = plays.play_group(spec.token)
+        self.max_seconds = max_seconds
+        self.seq = 0
+        self.pace = _Pace(spec.pps, False)
+
+    def publish_frame(self) -> None:
+        """Send the board to every viewer."""
+        self.seq += 1
+        bridge.publish_frame(self.group, {"seq": self.seq, "t": time.time(), **self.player.frame()})
+
+    def publish_status(self, state: str, detail: str = "") -> None:
+        """Tell every viewer (and later ones) the play's state, speed and pause."""
+        message = {
+            "state": state,
+            "detail": detail,
+            "pps": self.pace.pps,
+            "paused": self.pace.paused,
+            "t": time.time(),
+        }
+        plays.save_status(self.r, self.spec.token, message)
+        bridge.publish(self.group, "status", message)
+
+    def run(self) -> str:
+        """Play until nobody watches or the time cap; return why it ended."""
+        started = time.monotonic()
+        controls = plays.poll(self.r, self.spec.token, self.task_id)
+        self.pace = _Pace(controls.pps, controls.paused)
+        steps_seen, restarts_seen = controls.steps, controls.restarts
+        pending_steps = 0
+        self.publish_status(self._state())
+        self.publish_frame()
+        next_poll = next_piece = time.monotonic()
+        unwatched_since: float | None = None
+        over_since: float | None = None
+        while True:
+            now = time.monotonic()
+            if now - started >= self.max_seconds:
+                return f"a play lasts at most {self.max_seconds / 60:g} minutes"
+            if now >= next_poll:
+                next_poll = now + POLL_SECONDS
+                controls = plays.poll(self.r, self.spec.token, self.task_id)
+                if controls.viewers:
+                    unwatched_since = None
+                elif unwatched_since is None:
+                    unwatched_since = now
+                elif now - unwatched_since >= NO_VIEWER_GRACE_SECONDS:
+                    return "nobody is watching"
+                if controls.restarts != restarts_seen:
+                    restarts_seen = controls.restarts
+                    self._new_game()
+                    over_since = None
+                if controls.paused:
+                    pending_steps += min(plays.MAX_STEPS_AT_ONCE, controls.steps - steps_seen)
+                steps_seen = controls.steps
+                pace = _Pace(controls.pps, controls.paused)
+                if pace != self.pace:
+                    self.pace = pace
+                    if over_since is None:
+                        self.publish_status(self._state())
+            if self.player.game.game_over:
+                if over_since is None:
+                    over_since = now
+                    game = self.player.game
+                    self.publish_status(
+                        "over",
+                        f"game over: {game.lines:,} lines in {game.pieces:,} pieces; "
+                        f"the next game starts in {GAME_OVER_PAUSE_SECONDS:g} s",
+                    )
+                elif now - over_since >= GAME_OVER_PAUSE_SECONDS:
+                    self._new_game()
+                    over_since = None
+                pending_steps = 0
+            elif self.pace.paused:
+                next_piece = now + 1.0 / self.pace.pps
+                while pending_steps and not self.player.game.game_over:
+                    pending_steps -= 1
+                    self.player.step()
+                    self.publish_frame()
+            elif now >= next_piece:
+                self.player.step()
+                self.publish_frame()
+                # Never catch up in a burst after a slow moment: keep the pace from here.
+                next_piece = max(next_piece + 1.0 / self.pace.pps, now)
+            wake = min(next_poll, next_piece) if not self.pace.paused else next_poll
+            time.sleep(min(POLL_SECONDS, max(0.0, wake - time.monotonic())))
+
+    def _state(self) -> str:
+        return "paused" if self.pace.paused else "playing"
+
+    def _new_game(self) -> None:
+        self.player.new_game()
+        self.publish_frame()
+        self.publish_status(self._state())
+
+
+def play_execute(*, token: str, task_id: str) -> str | None:
+    """Play a play's game for its viewers; None if it is gone or another task plays it."""
+    r = plays.client()
+    spec = plays.load_spec(r, token)
+    if spec is None or not plays.claim(r, token, task_id):
+        return None
+    try:
+        policy = load_play_policy(spec)
+        player = GamePlayer(
+            policy,
+            width=spec.width,
+            height=spec.height,
+            randomizer=spec.randomizer,
+            seed=spec.seed,
+        )
+        loop = PlayLoop(r, spec, task_id, player)
+        with one_torch_thread():
+            reason = loop.run()
+        loop.publish_status("ended", reason)
+        return reason
+    except Exception as error:
+        log.exception("play %s failed", token)
+        message = {"state": "failed", "detail": f"{type(error).__name__}: {error}"}
+        plays.save_status(r, token, message)
+        bridge.publish(plays.play_group(token), "status", {**message, "t": time.time()})
+        return message["detail"]
+    finally:
+        plays.release(r, token, task_id)
