@@ -130,8 +130,10 @@ def play_linear_in_threads(
     """
     assert len(FEATURE_SETS[feature_set]) == len(weights[0])
     halt = threading.Event()
-    pending: queue.SimpleQueue[int] = queue.SimpleQueue()
-    finished: queue.SimpleQueue[int] = queue.SimpleQueue()
+    # queue.Queue, not SimpleQueue: with two consumers, SimpleQueue.get(timeout=...) on
+    # CPython 3.11 can turn a lapsed timeout into an endless wait.
+    pending: queue.Queue[int] = queue.Queue()
+    finished: queue.Queue[int] = queue.Queue()
     for index in range(len(games)):
         pending.put(index)
     errors: list[BaseException] = []
