@@ -43,7 +43,7 @@ def train_cem(config: TrainConfig, run: RunContext, resumed: dict[str, Any] | No
         rng = restore_numpy_rng(resumed["numpy_rng"])
     if config.piece_cap:
         piece_cap = min(piece_cap, config.piece_cap)
-    train_height = config.cem_train_height or config.height
+    train_height = min(config.cem_train_height or config.height, config.height)
     elite_count = round(config.cem_population * config.cem_elite_fraction)
 
     def state() -> dict[str, Any]:

@@ -5,11 +5,18 @@ learns V(afterstate) and plays argmax over placements of lines + gamma * V, scor
 them in one batched forward pass. Several games run in lockstep so that one pass covers
 them all. The target of V(s) is the best next placement under a slowly moving target
 network: max over a of lines(a) + gamma * V_target(s'_a), or 0 once the game is lost.
+
+Two cores without a second process: gradient updates run on a learner thread while the
+main thread plays the next round with a copy of the network taken after the previous
+round's updates. Batches are drawn on the main thread, so a run is the same with one
+thread or two.
 """
 
 from __future__ import annotations
 
 import math
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -31,6 +38,76 @@ def linear_schedule(start: float, end: float, duration: int, t: int) -> float:
     return start + (end - start) * min(1.0, t / duration)
 
 
+@dataclass
+class Update:
+    """One gradient step to take: its batch, learning rate and number."""
+
+    batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+    lr: float
+    number: int
+    poison: bool = False
+
+
+class Learner:
+    """The value network, its target and optimiser; updates run on their own thread."""
+
+    def __init__(self, config: TrainConfig, num_features: int) -> None:
+        self.config = config
+        self.value = ValueNetwork(num_features, config.hidden_size)
+        self.target = ValueNetwork(num_features, config.hidden_size)
+        self.target.load_state_dict(self.value.state_dict())
+        # The network the games are played with; it catches up in finish().
+        self.acting = ValueNetwork(num_features, config.hidden_size)
+        self.acting.load_state_dict(self.value.state_dict())
+        self.optimizer = torch.optim.Adam(self.value.parameters(), lr=config.lr)
+        self.updates = 0
+        self._thread = ThreadPoolExecutor(1) if config.threads > 1 else None
+        self._in_flight: Future[list[tuple[Update, float]]] | None = None
+        self._done: list[tuple[Update, float]] = []
+
+    @property
+    def lr(self) -> float:
+        """The learning rate of the latest update."""
+        return self.optimizer.param_groups[0]["lr"]
+
+    def start(self, updates: list[Update]) -> None:
+        """Begin the updates: on the learner thread, or right here with one thread."""
+        if self._thread:
+            self._in_flight = self._thread.submit(self._run, updates)
+        else:
+            self._done = self._run(updates)
+
+    def finish(self) -> list[float]:
+        """Wait for the updates begun last, sync the acting network and return the losses."""
+        done = self._in_flight.result() if self._in_flight else self._done
+        self._in_flight, self._done = None, []
+        for update, loss in done:
+            if not math.isfinite(loss):
+                raise TrainingDiverged(
+                    f"the TD loss became {loss} at gradient update {update.number} "
+                    f"(lr {update.lr:.3g}); no checkpoint was written, the last one is "
+                    "intact. Lower lr or max_grad_norm and start again."
+                )
+        self.acting.load_state_dict(self.value.state_dict())
+        return [loss for _, loss in done]
+
+    def close(self) -> None:
+        """Stop the learner thread."""
+        if self._thread:
+            self._thread.shutdown()
+
+    def _run(self, updates: list[Update]) -> list[tuple[Update, float]]:
+        done = []
+        for update in updates:
+            for group in self.optimizer.param_groups:
+                group["lr"] = update.lr
+            loss = td_update(self, update)
+            done.append((update, loss))
+            if not math.isfinite(loss):
+                break
+        return done
+
+
 def train_dqn(config: TrainConfig, run: RunContext, resumed: dict[str, Any] | None) -> None:
     """Run the dqn learner until `run` says to finish, then write the final checkpoint."""
     # seeding
@@ -39,41 +116,38 @@ def train_dqn(config: TrainConfig, run: RunContext, resumed: dict[str, Any] | No
 
     # networks
     num_features = len(feature_names(config.features))
-    value = ValueNetwork(num_features, config.hidden_size)
-    target = ValueNetwork(num_features, config.hidden_size)
-    optimizer = torch.optim.Adam(value.parameters(), lr=config.lr)
-    target.load_state_dict(value.state_dict())
-    updates = 0
+    learner = Learner(config, num_features)
     if resumed:
-        value.load_state_dict(resumed["value"])
-        target.load_state_dict(resumed["target"])
-        optimizer.load_state_dict(resumed["optimizer"])
+        learner.value.load_state_dict(resumed["value"])
+        learner.target.load_state_dict(resumed["target"])
+        learner.acting.load_state_dict(resumed["value"])
+        learner.optimizer.load_state_dict(resumed["optimizer"])
+        learner.updates = resumed["updates"]
         rng = restore_numpy_rng(resumed["numpy_rng"])
         torch.set_rng_state(resumed["torch_rng"])
-        updates = resumed["updates"]
     # A resumed run refills its buffer (it is not saved) before it learns again.
     buffer = ReplayBuffer(config.buffer_size, num_features, 4 * config.width)
     learning_starts = run.total_pieces + max(config.learning_starts, config.batch_size)
     inputs_standardised = resumed is not None
 
-    def state() -> dict[str, Any]:
-        return {
-            "value": value.state_dict(),
-            "target": target.state_dict(),
-            "optimizer": optimizer.state_dict(),
+    def checkpoint() -> None:
+        losses.extend(learner.finish())
+        state = {
+            "value": learner.value.state_dict(),
+            "target": learner.target.state_dict(),
+            "optimizer": learner.optimizer.state_dict(),
             "numpy_rng": numpy_rng_state(rng),
             "torch_rng": torch.get_rng_state(),
-            "updates": updates,
+            "updates": learner.updates,
         }
-
-    def policy() -> dict[str, Any]:
-        return {
+        policy = {
             "kind": "value_net",
             "features": config.features,
             "hidden_size": config.hidden_size,
             "gamma": config.gamma,
-            "state_dict": value.state_dict(),
+            "state_dict": learner.value.state_dict(),
         }
+        run.save(state, policy)
 
     # the games, played in lockstep
     games = [run.new_game(rng) for _ in range(config.num_envs)]
@@ -81,85 +155,80 @@ def train_dqn(config: TrainConfig, run: RunContext, resumed: dict[str, Any] | No
     returns = [0.0] * config.num_envs
     histories = [bytearray() for _ in games]  # each game's placements, to replay a best one
     pieces_since_update = 0
-    loss_sum, loss_count, last_loss = 0.0, 0, None
+    losses: list[float] = []
+    last_loss = None
 
-    while not run.finished():
-        epsilon = linear_schedule(
-            config.epsilon_start, config.epsilon_end, config.epsilon_decay_pieces, run.total_pieces
-        )
-        with torch.no_grad():
-            greedy = greedy_actions(value, candidates, config.gamma)
-        for i, game in enumerate(games):
-            actions, features, lines = candidates[i]
-            if rng.random() < epsilon:
-                choice = int(rng.integers(len(actions)))
-            else:
-                choice = int(np.flatnonzero(actions == greedy[i])[0])
-            game.step(actions[choice])
-            histories[i].append(int(actions[choice]))
-            run.total_pieces += 1
-            returns[i] += float(lines[choice])
-            if game.game_over:
-                after = _NO_AFTERSTATES
-            else:
-                after = afterstate_features(game, config.features)
-            buffer.add(features[choice], after[1], after[2])
-            if game.game_over or (config.piece_cap and game.pieces >= config.piece_cap):
-                if loss_count:
-                    last_loss, loss_sum, loss_count = loss_sum / loss_count, 0.0, 0
-                extra = {"charts/updates": updates, "charts/lr": optimizer.param_groups[0]["lr"]}
-                run.end_episode(game, returns[i], last_loss, epsilon, extra, histories[i].copy)
-                games[i] = game = run.new_game(rng)
-                returns[i] = 0.0
-                histories[i] = bytearray()
-                after = afterstate_features(game, config.features)
-            candidates[i] = after
-        if run.frame_due():
-            run.send_frame(games[0])
-
-        # learning: a few gradient steps per lockstep round, not one per game
-        if run.total_pieces < learning_starts:
-            continue
-        if not inputs_standardised:
-            value.set_feature_statistics(buffer.features[: buffer.size].astype(np.float32))
-            target.load_state_dict(value.state_dict())
-            inputs_standardised = True
-        pieces_since_update += config.num_envs
-        while pieces_since_update >= config.train_every:
-            pieces_since_update -= config.train_every
-            updates += 1
-            lr = linear_schedule(
-                config.lr, config.lr_final, config.lr_decay_pieces, run.total_pieces
+    try:
+        while not run.finished():
+            epsilon = linear_schedule(
+                config.epsilon_start,
+                config.epsilon_end,
+                config.epsilon_decay_pieces,
+                run.total_pieces,
             )
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            batch = buffer.sample(config.batch_size, rng)
-            poison = updates == config.inject_nan_at_update
-            loss = td_update(value, target, optimizer, batch, config, poison)
-            if not math.isfinite(loss):
-                raise TrainingDiverged(
-                    f"the TD loss became {loss} at gradient update {updates} "
-                    f"(placement {run.total_pieces}, lr {lr:.3g}); no checkpoint was written, "
-                    "the last one is intact. Lower lr or max_grad_norm and start again."
+            with torch.no_grad():
+                greedy = greedy_actions(learner.acting, candidates, config.gamma)
+            for i, game in enumerate(games):
+                actions, features, lines = candidates[i]
+                if rng.random() < epsilon:
+                    choice = int(rng.integers(len(actions)))
+                else:
+                    choice = int(np.flatnonzero(actions == greedy[i])[0])
+                game.step(actions[choice])
+                histories[i].append(int(actions[choice]))
+                run.total_pieces += 1
+                returns[i] += float(lines[choice])
+                if game.game_over:
+                    after = _NO_AFTERSTATES
+                else:
+                    after = afterstate_features(game, config.features)
+                buffer.add(features[choice], after[1], after[2])
+                if game.game_over or (config.piece_cap and game.pieces >= config.piece_cap):
+                    if losses:
+                        last_loss = sum(losses) / len(losses)
+                        losses.clear()
+                    extra = {"charts/updates": learner.updates, "charts/lr": learner.lr}
+                    run.end_episode(game, returns[i], last_loss, epsilon, extra, histories[i].copy)
+                    games[i] = game = run.new_game(rng)
+                    returns[i] = 0.0
+                    histories[i] = bytearray()
+                    after = afterstate_features(game, config.features)
+                candidates[i] = after
+            if run.frame_due():
+                run.send_frame(games[0])
+
+            # learning: a few gradient steps per lockstep round, not one per game
+            if run.total_pieces < learning_starts:
+                continue
+            if not inputs_standardised:
+                learner.value.set_feature_statistics(buffer.features[: buffer.size])
+                learner.target.load_state_dict(learner.value.state_dict())
+                learner.acting.load_state_dict(learner.value.state_dict())
+                inputs_standardised = True
+            losses.extend(learner.finish())
+            pieces_since_update += config.num_envs
+            updates = []
+            while pieces_since_update >= config.train_every:
+                pieces_since_update -= config.train_every
+                learner.updates += 1
+                lr = linear_schedule(
+                    config.lr, config.lr_final, config.lr_decay_pieces, run.total_pieces
                 )
-            loss_sum += loss
-            loss_count += 1
-        if run.checkpoint_due():
-            run.save(state(), policy())
+                batch = buffer.sample(config.batch_size, rng)
+                poison = learner.updates == config.inject_nan_at_update
+                updates.append(Update(batch, lr, learner.updates, poison))
+            learner.start(updates)
+            if run.checkpoint_due():
+                checkpoint()
+        checkpoint()
+    finally:
+        learner.close()
 
-    run.save(state(), policy())
 
-
-def td_update(
-    value: ValueNetwork,
-    target: ValueNetwork,
-    optimizer: torch.optim.Optimizer,
-    batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
-    config: TrainConfig,
-    poison: bool,
-) -> float:
+def td_update(learner: Learner, update: Update) -> float:
     """One gradient step towards the target network's best next placement; returns the loss."""
-    features, next_features, next_lines, next_valid = batch
+    config, value, target = learner.config, learner.value, learner.target
+    features, next_features, next_lines, next_valid = update.batch
     with torch.no_grad():
         # Only about 23 of the 4 * width slots hold a placement: score just those.
         next_scores = torch.full_like(next_lines, -math.inf)
@@ -169,14 +238,14 @@ def td_update(
         best_next = next_scores.max(dim=1).values
         td_target = torch.where(next_valid.any(dim=1), best_next, 0.0)
     loss = F.mse_loss(value(features), td_target)
-    if poison:
+    if update.poison:
         loss = loss * math.nan
     if not torch.isfinite(loss):
         return loss.item()
-    optimizer.zero_grad()
+    learner.optimizer.zero_grad()
     loss.backward()
     torch.nn.utils.clip_grad_norm_(value.parameters(), config.max_grad_norm)
-    optimizer.step()
+    learner.optimizer.step()
     with torch.no_grad():
         for moving, learned in zip(target.parameters(), value.parameters(), strict=True):
             moving.lerp_(learned, config.target_tau)

@@ -143,3 +143,14 @@ def test_nan_loss_ends_training_and_keeps_last_checkpoint(tmp_path: Path) -> Non
         train(poisoned, checkpoint_dir=tmp_path, resume_from=first.checkpoint)
     assert first.checkpoint.read_bytes() == good
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
+
+
+def test_dqn_run_is_the_same_on_one_thread_or_two(tmp_path: Path) -> None:
+    values = []
+    for threads in (1, 2):
+        config = TrainConfig.from_preset(
+            "quick", {**SHORT_DQN, "max_pieces": 2_500, "threads": threads}
+        )
+        result = train(config, checkpoint_dir=tmp_path / str(threads))
+        values.append(load_checkpoint(result.checkpoint)["state"]["value"])
+    assert all(torch.equal(values[0][name], values[1][name]) for name in values[0])
