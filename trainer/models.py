@@ -1,4 +1,4 @@
-"""Runs, their per-episode metrics and their checkpoints."""
+"""Runs, their per-episode metrics, their checkpoints and their best games."""
 
 from __future__ import annotations
 
@@ -196,3 +196,43 @@ class Checkpoint(models.Model):
 
     def __str__(self) -> str:
         return f"run {self.run_id} checkpoint @ episode {self.episode}"
+
+
+class BestGame(models.Model):
+    """A run's best game of a kind, as its seed and placements: enough to replay it exactly.
+
+    Replaying: `TetrisGame(width, height, randomizer, seed)`, then `step(a)` for each byte
+    `a` of `actions` (rotation * width + column). A game longer than the replay limit keeps
+    its first placements; `pieces` counts them all.
+    """
+
+    class Kind(models.TextChoices):
+        TRAIN = "train", "best training game"
+        EVAL = "eval", "best evaluation game"
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="best_games")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    seed = models.BigIntegerField(
+        help_text="the game's seed; the engine reads it modulo 2**64, so one of 2**63 or more "
+        "is stored less 2**64"
+    )
+    width = models.PositiveSmallIntegerField()
+    height = models.PositiveSmallIntegerField()
+    randomizer = models.CharField(max_length=16)
+    actions = models.BinaryField()
+    lines = models.BigIntegerField()
+    score = models.BigIntegerField()
+    pieces = models.BigIntegerField()
+    episode = models.BigIntegerField(
+        help_text="the training game's episode, or the evaluation game's number"
+    )
+    recorded_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["run", "kind"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "kind"], name="best_game_unique_kind"),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} {self.get_kind_display()}: {self.lines} lines"

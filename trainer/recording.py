@@ -17,8 +17,9 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
 
+from trainer import services
 from trainer.models import Checkpoint, Metric, Run
-from trainer.rl.events import Callback, CheckpointInfo, EpisodeMetrics
+from trainer.rl.events import BestGame, Callback, CheckpointInfo, EpisodeMetrics
 from trainer.selectors import METRIC_FIELDS
 
 log = logging.getLogger(__name__)
@@ -57,10 +58,25 @@ class Curve:
             self.points = merged
 
 
-class RunRecorder(Callback):
-    """Writes a run's metrics, summary and checkpoints, and answers `should_stop`."""
+class BestGameRecorder(Callback):
+    """Keeps a run's best games (training or evaluation) for replays."""
+
+    def __init__(self, run_id: int) -> None:
+        self.run_id = run_id
+
+    def on_best_game(self, g: BestGame) -> None:
+        """Store the game if it beats the run's best of its kind; a database error only logs."""
+        try:
+            services.run_record_best_game(run_id=self.run_id, game=g)
+        except DatabaseError:
+            log.exception("could not store the best %s game of run %s", g.kind, self.run_id)
+
+
+class RunRecorder(BestGameRecorder):
+    """Writes a run's metrics, summary, checkpoints and best games; answers `should_stop`."""
 
     def __init__(self, run: Run) -> None:
+        super().__init__(run.pk)
         self.run = run
         self.pending: list[Metric] = []
         self.recent: deque[int] = deque(maxlen=RECENT_EPISODES)

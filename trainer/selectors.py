@@ -25,7 +25,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Cast
 
-from trainer.models import Checkpoint, Metric, Run
+from trainer.models import BestGame, Checkpoint, Metric, Run
 from trainer.rl.config import TrainConfig
 
 User = AbstractBaseUser | AnonymousUser
@@ -156,6 +156,17 @@ def run_checkpoint(run: Run, checkpoint_id: int | None) -> Checkpoint | None:
     if checkpoint_id is None:
         return latest_checkpoint(run)
     return run_checkpoints(run).filter(pk=checkpoint_id).first()
+
+
+def run_best_games(run: Run) -> dict[str, BestGame]:
+    """The run's best games by kind (`train`, `eval`), without their placements."""
+    games = BestGame.objects.filter(run=run).defer("actions")
+    return {game.kind: game for game in games}
+
+
+def run_best_game(run: Run, kind: str) -> BestGame | None:
+    """The run's best game of a kind, placements included, if it has one."""
+    return BestGame.objects.filter(run=run, kind=kind).first()
 
 
 def checkpoint_at_episode(run: Run, episode: int | None) -> Checkpoint | None:

@@ -20,7 +20,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from trainer import plays
-from trainer.models import Checkpoint, InvalidTransition, Run
+from trainer.models import BestGame, Checkpoint, InvalidTransition, Run
+from trainer.rl import events
 from trainer.rl.config import ConfigError, TrainConfig
 from trainer.selectors import (
     RunNotFound,
@@ -194,6 +195,33 @@ def runs_stop_on_worker(*, worker: str, detail: str) -> list[int]:
         publish_status(run, detail)
         stopped.append(run.pk)
     return stopped
+
+
+def run_record_best_game(*, run_id: int, game: events.BestGame) -> bool:
+    """Keep a game as the run's best of its kind if it beats the one kept; True if it did."""
+    # Stored signed: the engine takes seeds modulo 2**64, so the game stays the same.
+    seed = game.seed - 2**64 if game.seed >= 2**63 else game.seed
+    fields = {
+        "seed": seed,
+        "width": game.width,
+        "height": game.height,
+        "randomizer": game.randomizer,
+        "actions": game.actions,
+        "lines": game.lines,
+        "score": game.score,
+        "pieces": game.pieces,
+        "episode": game.episode,
+        "recorded_at": timezone.now(),
+    }
+    with transaction.atomic():
+        kept = BestGame.objects.select_for_update().filter(run_id=run_id, kind=game.kind).first()
+        if kept is None:
+            BestGame.objects.create(run_id=run_id, kind=game.kind, **fields)
+            return True
+        if game.lines <= kept.lines:
+            return False
+        BestGame.objects.filter(pk=kept.pk).update(**fields)
+    return True
 
 
 def run_media_dir(run_id: int) -> Path:

@@ -19,6 +19,7 @@ urlpatterns = [
     path("runs/new/", views.run_new, name="run-new"),
     path("runs/<int:run_id>/", views.run_detail, name="run-detail"),
     path("runs/<int:run_id>/play/", views.run_play, name="run-play"),
+    path("runs/<int:run_id>/replay/<slug:kind>/", views.run_replay, name="run-replay"),
     path("play/<slug:controller>/", views.controller_play, name="controller-play"),
     path("compare/", compare.compare_runs, name="compare"),
     re_path(

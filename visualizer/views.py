@@ -6,6 +6,8 @@ The pages render what the server knows at request time; static/js/*.js keeps the
 
 from __future__ import annotations
 
+import base64
+
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -89,6 +91,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         "run": run,
         "page": page,
         "checkpoints": checkpoints,
+        "best_games": selectors.run_best_games(run),
         "controllers": plays.REFERENCE_CONTROLLERS,
     }
     return render(request, "visualizer/run_detail.html", context)
@@ -157,3 +160,51 @@ def controller_play(request: HttpRequest, controller: str) -> HttpResponse:
     )
     title = f"{plays.REFERENCE_CONTROLLERS[controller]}, a reference controller"
     return _render_play(request, spec, {"title": title})
+
+
+@require_GET
+def run_replay(request: HttpRequest, run_id: int, kind: str) -> HttpResponse:
+    """Replay a run's best training or evaluation game in the browser, from its placements."""
+    try:
+        run = selectors.run_for_viewer(request.user, run_id)
+    except selectors.RunNotFound:
+        raise Http404("run not found") from None
+    game = selectors.run_best_game(run, kind)
+    if game is None:
+        raise Http404("this run has no such game yet")
+    actions = bytes(game.actions)
+    page = {
+        "mode": "replay",
+        "width": game.width,
+        "height": game.height,
+        "pps": _requested_pps(request),
+        "min_pps": plays.MIN_PPS,
+        "max_pps": plays.MAX_PPS,
+        "replay": {
+            "kind": game.kind,
+            "seed": str(game.seed),  # a JSON number loses digits past 2**53
+            "width": game.width,
+            "height": game.height,
+            "randomizer": game.randomizer,
+            "actions": base64.b64encode(actions).decode("ascii"),
+            "lines": game.lines,
+            "score": game.score,
+            "pieces": game.pieces,
+            "episode": game.episode,
+        },
+    }
+    which = "training game" if kind == "train" else "evaluation game"
+    number = f"episode {game.episode:,}" if kind == "train" else f"game {game.episode}"
+    cut = "" if len(actions) == game.pieces else f", replaying its first {len(actions):,}"
+    context = {
+        "run": run,
+        "page": page,
+        "controllers": plays.REFERENCE_CONTROLLERS,
+        "title": f"Best {which}: {game.lines:,} lines",
+        "subtitle": (
+            f"{number} · {game.pieces:,} pieces{cut} · {game.width} by {game.height} board, "
+            f"{game.randomizer} pieces, seed {game.seed}"
+        ),
+        "detail": "",
+    }
+    return render(request, "visualizer/play.html", context)

@@ -18,6 +18,7 @@
 
   const view = { state: "", paused: false, pps: page.pps, frame: null, frames: 0 };
   let framePending = null;
+  let source = null; // set once the live or replay source is made, below
 
   function formatNumber(value) {
     if (value === null || value === undefined || !Number.isFinite(Number(value))) return "–";
@@ -68,11 +69,12 @@
   }
 
   function renderControls() {
-    const usable = source.ready() && !ENDED.includes(view.state);
+    const ready = source !== null && source.ready();
+    const usable = ready && !ENDED.includes(view.state);
     $("pause-button").disabled = !usable;
     $("pause-button").textContent = view.paused ? "Play" : "Pause";
     $("step-button").disabled = !usable;
-    $("restart-button").disabled = !source.ready() || (page.mode === "live" && ENDED.includes(view.state));
+    $("restart-button").disabled = !ready || (page.mode === "live" && ENDED.includes(view.state));
   }
 
   // --- live: a game played by a worker, streamed over the play's socket ---
@@ -253,7 +255,7 @@
 
   // --- wiring ---
 
-  const source = page.mode === "live" ? liveSource() : replaySource();
+  source = page.mode === "live" ? liveSource() : replaySource();
 
   speed.addEventListener("input", () => {
     $("speed-value").textContent = speed.value;

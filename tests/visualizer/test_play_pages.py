@@ -1,4 +1,7 @@
-"""The play pages: a checkpoint or a controller to watch, through Django's test client."""
+"""The play pages: a checkpoint or a controller to watch, a best game to replay, through
+Django's test client."""
+
+import base64
 
 import pytest
 from django.test import Client
@@ -6,6 +9,7 @@ from django.test import Client
 from tests.trained_runs import finished_cem_run
 from tests.visualizer.test_pages import page_data
 from trainer import plays, selectors, services
+from trainer.models import BestGame
 
 pytestmark = pytest.mark.django_db
 
@@ -66,3 +70,32 @@ def test_the_reference_controllers_named_for_the_web_exist_in_the_core() -> None
     from trainer.rl.policies import REFERENCE_POLICIES
 
     assert set(plays.REFERENCE_CONTROLLERS) == set(REFERENCE_POLICIES)
+
+
+def test_replay_page_hands_the_best_game_to_the_browser(ada: Client, user: object) -> None:
+    run = finished_cem_run(user)
+    game = BestGame.objects.get(run=run, kind="train")
+    body = ada.get(f"/runs/{run.pk}/").content.decode()
+    assert f"/runs/{run.pk}/replay/train/" in body and "no evaluation yet" in body
+    response = ada.get(f"/runs/{run.pk}/replay/train/")
+    page = page_data(response, "play-page")
+    replay = page["replay"]
+    assert page["mode"] == "replay" and "socket_path" not in page
+    assert base64.b64decode(replay["actions"]) == bytes(game.actions)
+    assert (replay["seed"], replay["lines"], replay["pieces"]) == (
+        str(game.seed),
+        game.lines,
+        game.pieces,
+    )
+    assert f"Best training game: {game.lines:,} lines" in response.content.decode()
+
+
+def test_replays_that_do_not_exist_are_a_404(ada: Client, user: object, other_user: object) -> None:
+    mine = finished_cem_run(user)
+    hidden = finished_cem_run(other_user, name="bob's")
+    for url in [
+        f"/runs/{mine.pk}/replay/eval/",  # never evaluated
+        f"/runs/{mine.pk}/replay/best/",
+        f"/runs/{hidden.pk}/replay/train/",
+    ]:
+        assert ada.get(url).status_code == 404, url

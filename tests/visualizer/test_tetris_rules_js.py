@@ -7,7 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from django.core.management import call_command
 
+from tests.trained_runs import finished_cem_run
+from trainer.models import BestGame
 from trainer.tetris import DELLACHERIE_WEIGHTS, TetrisGame
 
 NODE = shutil.which("node")
@@ -102,3 +105,28 @@ def test_port_refuses_what_the_engine_refuses() -> None:
     first, second = replay_in_node(illegal)
     assert "not legal" in first["error"] and len(first["states"]) == 1
     assert "game is over" in second["error"]
+
+
+@pytest.mark.django_db
+def test_port_replays_a_runs_recorded_best_games(user: object) -> None:
+    run = finished_cem_run(user)
+    call_command("evaluate", str(run.pk), "--games", "2", "--piece-cap", "300", "--json")
+    records = list(BestGame.objects.filter(run=run))
+    games = [recorded_replay(record) for record in records]
+    replays = replay_in_node([{k: v for k, v in g.items() if k != "states"} for g in games])
+    assert {record.kind for record in records} == {"train", "eval"}
+    for game, replay, record in zip(games, replays, records, strict=True):
+        assert replay["states"] == game["states"]
+        assert replay["states"][-1][1:4] == [record.lines, record.score, record.pieces]
+
+
+def recorded_replay(record: BestGame) -> dict:
+    """A stored best game with every state the Python engine goes through replaying it."""
+    game = TetrisGame(record.width, record.height, record.randomizer, record.seed)
+    actions = list(bytes(record.actions))
+    states = [state(game)]
+    for action in actions:
+        game.step(action)
+        states.append(state(game))
+    spec = {"width": record.width, "height": record.height, "randomizer": record.randomizer}
+    return {**spec, "seed": str(record.seed), "actions": actions, "states": states}

@@ -1,4 +1,8 @@
-"""manage.py evaluate RUN: greedy games from the run's last checkpoint, as a table."""
+"""manage.py evaluate RUN: greedy games from the run's last checkpoint, as a table.
+
+The best game is kept as the run's best evaluation game (if it beats the one kept), for
+the viewer to replay.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from trainer.management.commands._helpers import acting_user, find_run, table
+from trainer.recording import BestGameRecorder
 from trainer.selectors import latest_checkpoint
 
 
@@ -42,6 +47,7 @@ class Command(BaseCommand):
                 width=run.config.get("width", 10),
                 height=run.config.get("height", 20),
                 randomizer=run.config.get("randomizer", "uniform"),
+                callbacks=[BestGameRecorder(run.pk)],
             )
         if options["json"]:
             self.stdout.write(json.dumps(result.as_dict(), indent=2))
