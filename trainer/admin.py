@@ -13,7 +13,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from trainer import selectors, services
 from trainer.exporting import run_export_json
-from trainer.models import Checkpoint, InvalidTransition, Run
+from trainer.models import BestGame, Checkpoint, InvalidTransition, Run
 
 SPARK_WIDTH, SPARK_HEIGHT = 120, 28
 
@@ -55,6 +55,23 @@ class CheckpointInline(admin.TabularInline):
     def download(self, checkpoint: Checkpoint) -> str:
         url = reverse("checkpoint-download", args=[checkpoint.run_id, checkpoint.pk])
         return format_html('<a href="{}">download</a>', url)
+
+
+class BestGameInline(admin.TabularInline):
+    model = BestGame
+    extra = 0
+    can_delete = False
+    fields = ("kind", "lines", "pieces", "episode", "seed", "recorded_at", "replay")
+    readonly_fields = fields
+    verbose_name_plural = "best games"
+
+    def has_add_permission(self, request: HttpRequest, obj: Run | None = None) -> bool:
+        return False
+
+    @admin.display(description="replay")
+    def replay(self, game: BestGame) -> str:
+        url = reverse("run-replay", args=[game.run_id, game.kind])
+        return format_html('<a href="{}">replay</a>', url)
 
 
 @admin.register(Run)
@@ -99,7 +116,7 @@ class RunAdmin(admin.ModelAdmin):
         "curve_image",
     )
     exclude = ("curve",)
-    inlines = [CheckpointInline]
+    inlines = [CheckpointInline, BestGameInline]
     actions = ["stop_runs", "resume_runs", "clone_runs", "export_runs"]
 
     @admin.display(description="recent lines", ordering="recent_mean_lines")

@@ -53,3 +53,12 @@ def test_a_seed_past_two_to_the_63_is_kept_as_the_same_game(user: object) -> Non
     assert stored.seed == -3
     assert replayed(stored).board_string() == game.board_string()
     assert not services.run_record_best_game(run_id=run.pk, game=event)  # not better
+
+
+def test_admin_lists_a_runs_best_games_with_replay_links(
+    user: object, django_user_model: type, client: object
+) -> None:
+    run = finished_cem_run(user)
+    client.force_login(django_user_model.objects.create_superuser("root", password="pw-3"))
+    body = client.get(f"/admin/trainer/run/{run.pk}/change/").content.decode()
+    assert f"/runs/{run.pk}/replay/train/" in body
