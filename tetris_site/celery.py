@@ -1,4 +1,5 @@
-"""The Celery app. Workers run training on queue `training`, one run per worker process."""
+"""The Celery app. Workers train on queue `training`, one run per worker process, and play
+checkpoints for viewers on queue `play`."""
 
 import logging
 import os

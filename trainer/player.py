@@ -103,6 +103,11 @@ class PlayLoop:
 
     def publish_status(self, state: str, detail: str = "") -> None:
         """Tell every viewer (and later ones) the play's state, speed and pause."""
+        if state in ("playing", "paused") and not detail:
+            detail = (
+                "a worker plays this game for this page; it stops when you leave, or after "
+                f"{self.max_seconds / 60:g} minutes"
+            )
         message = {
             "state": state,
             "detail": detail,
