@@ -103,7 +103,7 @@ def cross_field_violations(config: dict[str, Any]) -> set[str]:
         broken.add("lr_final")
     if config["batch_size"] > config["buffer_size"]:
         broken.add("batch_size")
-    if config["cem_train_height"] and not 6 <= config["cem_train_height"] <= config["height"]:
+    if 0 < config["cem_train_height"] < 6:
         broken.add("cem_train_height")
     if round(config["cem_population"] * config["cem_elite_fraction"]) < 2:
         broken.add("cem_elite_fraction")
