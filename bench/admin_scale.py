@@ -129,6 +129,7 @@ def main() -> None:
     import django
 
     django.setup()
+    from django.contrib.auth import get_user_model
     from django.core.management import call_command
     from django.test import Client
     from django.test.utils import setup_test_environment
@@ -143,7 +144,7 @@ def main() -> None:
         print(f"filled in {time.perf_counter() - start:.0f}s", file=sys.stderr)
     big_run = Metric.objects.values_list("run_id", flat=True).first()
     client = Client()
-    client.login(username="staff", password="x")
+    client.force_login(get_user_model().objects.get(username="staff"))
     pages = {
         "admin run list": "/admin/trainer/run/",
         "admin, filtered by status": "/admin/trainer/run/?status__exact=running",
