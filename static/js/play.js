@@ -11,7 +11,7 @@
   const board = new ns.BoardView($("board"), $("next-piece"), page.width, page.height);
   const speed = $("speed");
   const RECONNECT_FIRST_MS = 500;
-  const RECONNECT_MAX_MS = 10000;
+  const RECONNECT_MAX_MS = 4000; // so viewers are back within 5 s of a restarted server
   const CLOSE_UNAUTHENTICATED = 4401;
   const CLOSE_FORBIDDEN = 4403;
   const ENDED = ["ended", "failed", "finished"];

@@ -10,7 +10,7 @@
   const charts = new ns.ChartBoard($("charts"), $("charts-empty"), page.algorithm);
 
   const RECONNECT_FIRST_MS = 500;
-  const RECONNECT_MAX_MS = 10000;
+  const RECONNECT_MAX_MS = 4000; // so viewers are back within 5 s of a restarted server
   const CLOSE_UNAUTHENTICATED = 4401;
   const CLOSE_FORBIDDEN = 4403;
   const ACTIVE = ["queued", "running"];
@@ -290,7 +290,7 @@
     });
   }
 
-  // Exponential backoff with jitter: 0.5 s doubling to 10 s, each wait between half and
+  // Exponential backoff with jitter: 0.5 s doubling to 4 s, each wait between half and
   // all of its step, so viewers of a restarted server do not all come back at once.
   function scheduleReconnect() {
     const step = Math.min(RECONNECT_MAX_MS, RECONNECT_FIRST_MS * 2 ** attempt);
