@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run test lint bench install install-dev clean
+.PHONY: run test lint bench bench-learning soak install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,8 +40,17 @@ test: install-dev lint
 	  echo "SKIPPED: the PostgreSQL pass (TEST_POSTGRES_URL is unset; .ci/run starts one and sets it)"; \
 	fi
 
+# Benchmarks and soak runs are separate from the tests; results go in docs/.
 bench: install-dev
-	$(BIN)/python -m bench
+	$(BIN)/python bench/env_speed.py
+	$(BIN)/python bench/admin_scale.py
+	$(BIN)/python bench/fanout.py
+
+bench-learning: install-dev
+	$(BIN)/python bench/learning.py
+
+soak: install-dev
+	$(BIN)/python bench/soak.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
