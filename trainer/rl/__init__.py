@@ -18,7 +18,6 @@ _LAZY = {
     "evaluate": "trainer.rl.evaluation",
     "load_policy": "trainer.rl.policies",
     "train": "trainer.rl.training",
-    "watch": "trainer.rl.evaluation",
 }
 
 
@@ -43,5 +42,4 @@ __all__ = [
     "evaluate",
     "load_policy",
     "train",
-    "watch",
 ]

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trainer.rl.events import MAX_REPLAY_PIECES, BestGame, Callback, EpisodeMetrics, Frame
+from trainer.rl.events import MAX_REPLAY_PIECES, BestGame, Callback
 from trainer.rl.policies import (
     LinearPolicy,
     Policy,
@@ -17,7 +17,7 @@ from trainer.rl.policies import (
     one_torch_thread,
     play_linear_in_threads,
 )
-from trainer.tetris import PIECE_NAMES, TetrisGame
+from trainer.tetris import TetrisGame
 
 # Training games draw seeds below this; evaluation seeds start here, so they never overlap.
 EVAL_SEED_BASE = 2**31
@@ -153,66 +153,3 @@ def _play_in_lockstep(
             else:
                 still.append(index)
         active = still
-
-
-def watch(
-    policy: str | Path | Policy,
-    *,
-    callbacks: Sequence[Callback] = (),
-    should_stop: Callable[[], bool] = lambda: False,
-    frames_per_second: float = 15.0,
-    games: int = 1,
-    seed: int = EVAL_SEED_BASE,
-    piece_cap: int = 0,
-    width: int = 10,
-    height: int = 20,
-    randomizer: str = "uniform",
-) -> list[int]:
-    """Play greedy games at one placement per frame for viewers; return lines per game.
-
-    With `frames_per_second` 0 the games run at full speed and send no frames.
-    """
-    if isinstance(policy, str | Path):
-        policy = load_policy(policy)
-    started = time.monotonic()
-    lines_per_game: list[int] = []
-    total_pieces = 0
-    for episode in range(1, games + 1):
-        game = TetrisGame(width, height, randomizer, seed + episode - 1)
-        next_frame = time.monotonic()
-        while not game.game_over and not (piece_cap and game.pieces >= piece_cap):
-            if should_stop():
-                return lines_per_game
-            game.step(policy.choose([game])[0])
-            frame = Frame(
-                episode,
-                game.board_string(),
-                PIECE_NAMES[game.next_piece],
-                game.lines,
-                game.score,
-                game.pieces,
-            )
-            if not frames_per_second:
-                continue
-            for callback in callbacks:
-                callback.on_frame(frame)
-            next_frame += 1.0 / frames_per_second
-            time.sleep(max(0.0, next_frame - time.monotonic()))
-        lines_per_game.append(game.lines)
-        total_pieces += game.pieces
-        elapsed = time.monotonic() - started
-        metrics = EpisodeMetrics(
-            episode=episode,
-            lines=game.lines,
-            score=game.score,
-            pieces=game.pieces,
-            reward=float(game.lines),
-            loss=None,
-            epsilon=None,
-            placements_per_second=total_pieces / elapsed if elapsed else 0.0,
-            total_pieces=total_pieces,
-            wall_time=elapsed,
-        )
-        for callback in callbacks:
-            callback.on_episode(metrics)
-    return lines_per_game

@@ -4,11 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from trainer.rl import TrainResult, evaluate, load_policy, watch
+from trainer.rl import TrainResult, evaluate, load_policy
 from trainer.rl.evaluation import EVAL_SEED_BASE, evaluation_seeds
 from trainer.rl.run import TRAIN_SEED_LIMIT
-
-from .conftest import Recorder
 
 
 def test_evaluation_of_a_checkpoint_is_deterministic(trained_dqn: TrainResult) -> None:
@@ -53,10 +51,3 @@ def test_as_dict_has_the_documented_keys(trained_dqn: TrainResult) -> None:
 def test_missing_checkpoint_is_reported(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         evaluate(tmp_path / "nothing-here")
-
-
-def test_watch_streams_one_frame_per_placement() -> None:
-    recorder = Recorder()
-    lines = watch("bcts", callbacks=[recorder], frames_per_second=500.0, piece_cap=30)
-    assert [f.pieces for f in recorder.frames] == list(range(1, 31))
-    assert [m.lines for m in recorder.episodes] == lines
