@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.management.base import CommandError
+from django.core.management.base import BaseCommand, CommandError
 
 from trainer import selectors
-from trainer.models import Run
+from trainer.models import InvalidTransition, Run
 
 
 def acting_user(username: str | None) -> AbstractBaseUser | None:
@@ -77,3 +77,24 @@ def add_run_options(parser: object) -> None:
     parser.add_argument("--seed", type=int, help="training seed")
     parser.add_argument("--minutes", type=float, help="wall-clock budget (config max_minutes)")
     parser.add_argument("--public", action="store_true", help="let other users watch it")
+
+
+class RunActionCommand(BaseCommand):
+    """A command that applies one service to one run, as --user or as the run's owner."""
+
+    def add_arguments(self, parser: object) -> None:
+        parser.add_argument("run", metavar="RUN", help="run id")
+        parser.add_argument("--user", help="act as this user (default: as the run's owner)")
+
+    def act(self, run: Run, user: AbstractBaseUser) -> Run:
+        """Call the service; subclasses say which."""
+        raise NotImplementedError
+
+    def handle(self, *args: object, **options: object) -> None:
+        user = acting_user(options["user"])
+        run = find_run(options["run"], user)
+        try:
+            run = self.act(run, user or run.owner)
+        except (InvalidTransition, selectors.NotAllowed) as error:
+            raise CommandError(str(error)) from None
+        self.stdout.write(f"run {run.pk} is {run.status}")

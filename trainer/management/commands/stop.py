@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from django.contrib.auth.models import AbstractBaseUser
 
-from trainer import selectors, services
-from trainer.management.commands._helpers import acting_user, find_run
-from trainer.models import InvalidTransition
+from trainer import services
+from trainer.management.commands._helpers import RunActionCommand
+from trainer.models import Run
 
 
-class Command(BaseCommand):
+class Command(RunActionCommand):
     help = "Ask a run to checkpoint and stop (within a second of the worker seeing it)."
 
-    def add_arguments(self, parser: object) -> None:
-        parser.add_argument("run", metavar="RUN", help="run id")
-        parser.add_argument("--user", help="act as this user (default: as the run's owner)")
-
-    def handle(self, *args: object, **options: object) -> None:
-        user = acting_user(options["user"])
-        run = find_run(options["run"], user)
-        try:
-            run = services.run_stop(run=run, user=user or run.owner)
-        except (InvalidTransition, selectors.NotAllowed) as error:
-            raise CommandError(str(error)) from None
-        self.stdout.write(f"run {run.pk} is {run.status}")
+    def act(self, run: Run, user: AbstractBaseUser) -> Run:
+        return services.run_stop(run=run, user=user)
