@@ -119,6 +119,10 @@ def test_best_evaluation_game_is_replayed_in_the_page_to_the_recorded_board(
     assert page.evaluate("TetrisTrainer.player.board()") == game.board_string()
     assert page.evaluate("TetrisTrainer.player.pieces()") == record.pieces
 
+    # Restart goes back to the first placement and, still playing, replays the same game.
     page.click("#restart-button")
-    expect(page.locator("#stat-pieces")).to_have_text("0")
+    page.wait_for_function(f"TetrisTrainer.player.pieces() < {record.pieces}")
+    page.wait_for_function(f"TetrisTrainer.player.pieces() === {record.pieces}", timeout=30_000)
+    expect(page.locator("#play-state")).to_have_text("finished")
+    assert page.evaluate("TetrisTrainer.player.board()") == game.board_string()
     assert script_errors == []
