@@ -35,7 +35,30 @@ def parse_command(text_data: str | None, *, example: str) -> tuple[dict, str]:
     return message, ""
 
 
-class RunConsumer(AsyncWebsocketConsumer):
+class StreamConsumer(AsyncWebsocketConsumer):
+    """What the run and play consumers share: relaying the bridge's messages, and errors."""
+
+    async def dispatch(self, message: dict) -> None:
+        # Channels runs close_old_connections() in its one sync thread before every
+        # handler: for a relayed frame that is a thread hop per viewer per frame, and the
+        # one thread serialises them all (half of daphne's CPU at 100 viewers, measured).
+        # Relaying touches no database; the other handlers reach it only through
+        # database_sync_to_async, which closes old connections itself.
+        if message["type"] == "broadcast":
+            await self.broadcast(message)
+        else:
+            await super().dispatch(message)
+
+    async def broadcast(self, event: dict) -> None:
+        """Relay a pre-encoded frame, metrics or status message from the bridge."""
+        await self.send(text_data=event["text"])
+
+    async def send_error(self, error: str) -> None:
+        """Answer bad input with an `error` message; the socket stays open."""
+        await self.send(text_data=bridge.encode("error", {"error": error}))
+
+
+class RunConsumer(StreamConsumer):
     """Streams a run's frames, metrics and status to one viewer; takes stop and start."""
 
     async def connect(self) -> None:
@@ -105,10 +128,6 @@ class RunConsumer(AsyncWebsocketConsumer):
             return str(error)
         return None
 
-    async def send_error(self, error: str) -> None:
-        """Answer bad input with an `error` message; the socket stays open."""
-        await self.send(text_data=bridge.encode("error", {"error": error}))
-
     async def access_changed(self, event: dict) -> None:
         """The run's visibility changed: close the socket if this viewer lost access."""
         if not await self._may_still_see():
@@ -122,10 +141,6 @@ class RunConsumer(AsyncWebsocketConsumer):
             return False
         return True
 
-    async def broadcast(self, event: dict) -> None:
-        """Relay a pre-encoded frame, metrics or status message from the bridge."""
-        await self.send(text_data=event["text"])
-
 
 PLAY_COMMANDS = ("speed", "pause", "resume", "step", "restart")
 
@@ -134,7 +149,7 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-class PlayConsumer(AsyncWebsocketConsumer):
+class PlayConsumer(StreamConsumer):
     """Streams one play's frames and status to its viewer; takes speed, pause, step, restart.
 
     While the socket is open the consumer keeps the viewer's presence fresh in Redis: the
@@ -229,15 +244,7 @@ class PlayConsumer(AsyncWebsocketConsumer):
         except redis.RedisError:
             await self.send_error("the play cannot be reached right now; try again")
 
-    async def send_error(self, error: str) -> None:
-        """Answer bad input with an `error` message; the socket stays open."""
-        await self.send(text_data=bridge.encode("error", {"error": error}))
-
     async def access_changed(self, event: dict) -> None:
         """The run went private: close the socket if this viewer lost access."""
         if await self._spec() is None:
             await self.close(code=CLOSE_FORBIDDEN)
-
-    async def broadcast(self, event: dict) -> None:
-        """Relay a pre-encoded frame or status message from the bridge."""
-        await self.send(text_data=event["text"])
