@@ -1,9 +1,12 @@
 """The only bridge from worker processes to browsers: group names, payloads, sending.
 
 A worker publishes on one long-lived event loop, run by a daemon thread in its own
-process, so the channel layer keeps one Redis connection. `async_to_sync(group_send)`
-per message would open a new connection on every call (measured at 6x the cost).
-Publishing never blocks the caller: when Redis is slow or down, messages are dropped.
+process, so it keeps one Redis connection. `async_to_sync(group_send)` per message would
+open a new connection on every call (measured at 6x the cost). Each message is encoded
+once and PUBLISHed once on its group's stream channel, where every web process's hub
+(visualizer/hub.py) reads it once for all its viewers; control events for the consumers
+(a run going private) go over the Channels group instead. Publishing never blocks the
+caller: when Redis is slow or down, messages are dropped.
 """
 
 import asyncio
@@ -16,6 +19,8 @@ from concurrent.futures import Future
 import redis.asyncio as aioredis
 from channels.layers import get_channel_layer
 from django.conf import settings
+
+from visualizer.hub import stream_channel
 
 log = logging.getLogger(__name__)
 
@@ -100,13 +105,16 @@ class Bridge:
 
     async def _group_send(self, group: str, text: str, remember: bool) -> None:
         try:
-            await self._send_event(group, {"type": "broadcast", "text": text})
-            if remember:
-                if self._redis is None:
-                    self._redis = aioredis.Redis.from_url(
-                        settings.REDIS_URL, socket_timeout=SEND_TIMEOUT_SECONDS
-                    )
-                await self._redis.set(last_frame_key(group), text, ex=LAST_FRAME_TTL_SECONDS)
+            if self._redis is None:
+                self._redis = aioredis.Redis.from_url(
+                    settings.REDIS_URL, socket_timeout=SEND_TIMEOUT_SECONDS
+                )
+            # One round trip: the message to every web process's hub, and the last frame.
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.publish(stream_channel(group), text)
+                if remember:
+                    pipe.set(last_frame_key(group), text, ex=LAST_FRAME_TTL_SECONDS)
+                await asyncio.wait_for(pipe.execute(), SEND_TIMEOUT_SECONDS)
         except Exception as exc:  # any Redis failure: drop the message, keep training
             log.warning("dropped a message for %s: %s", group, exc)
             raise

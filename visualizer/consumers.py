@@ -15,8 +15,11 @@ from trainer import plays, selectors, services
 from trainer.exporting import run_summary
 from trainer.models import InvalidTransition, Run
 from visualizer import bridge
+from visualizer.hub import hub
 
 MAX_MESSAGE_BYTES = 4096
+# Messages held for a viewer while its snapshot is read: seconds of frames at most.
+MAX_HELD_MESSAGES = 256
 SNAPSHOT_POINTS = 1500
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
@@ -36,21 +39,41 @@ def parse_command(text_data: str | None, *, example: str) -> tuple[dict, str]:
 
 
 class StreamConsumer(AsyncWebsocketConsumer):
-    """What the run and play consumers share: relaying the bridge's messages, and errors."""
+    """What the run and play consumers share: the live stream from the hub, and errors.
 
-    async def dispatch(self, message: dict) -> None:
-        # Channels runs close_old_connections() in its one sync thread before every
-        # handler: for a relayed frame that is a thread hop per viewer per frame, and the
-        # one thread serialises them all (half of daphne's CPU at 100 viewers, measured).
-        # Relaying touches no database; the other handlers reach it only through
-        # database_sync_to_async, which closes old connections itself.
-        if message["type"] == "broadcast":
-            await self.broadcast(message)
-        else:
-            await super().dispatch(message)
+    The hub hands this process's viewers each published message (see visualizer/hub.py).
+    Messages that arrive before the snapshot is sent are held and sent right after it.
+    """
+
+    stream_group: str | None = None
+    held: list[str] | None = None
+
+    async def start_stream(self, group: str) -> None:
+        """Join the hub for `group`, holding its messages until `release`."""
+        self.held, self.stream_group = [], group
+        await hub.join(group, self)
+
+    async def relay(self, text: str) -> None:
+        """Send one message from the hub (or hold it while the snapshot is being built)."""
+        if self.held is not None:
+            if len(self.held) < MAX_HELD_MESSAGES:
+                self.held.append(text)
+            return
+        await self.send(text_data=text)
+
+    async def release(self) -> None:
+        """Send what was held, in order, then send messages as they come."""
+        while self.held:
+            await self.send(text_data=self.held.pop(0))
+        self.held = None
+
+    async def websocket_disconnect(self, message: dict) -> None:
+        if self.stream_group is not None:
+            await hub.leave(self.stream_group, self)
+        await super().websocket_disconnect(message)
 
     async def broadcast(self, event: dict) -> None:
-        """Relay a pre-encoded frame, metrics or status message from the bridge."""
+        """Relay a pre-encoded message sent to the Channels group (the bridge uses the hub)."""
         await self.send(text_data=event["text"])
 
     async def send_error(self, error: str) -> None:
@@ -77,12 +100,14 @@ class RunConsumer(StreamConsumer):
         # this consumer and relayed after it (the page ignores points it already has).
         self.group = bridge.run_group(self.run_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.start_stream(self.group)
         snapshot = await self._snapshot()
         if snapshot is None:
             await self.close(code=CLOSE_FORBIDDEN)
             return
         snapshot["frame"] = await bridge.last_frame(self.group)
         await self.send(text_data=bridge.encode("snapshot", snapshot))
+        await self.release()
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group"):
@@ -174,6 +199,7 @@ class PlayConsumer(StreamConsumer):
             self.joined.append(bridge.run_plays_group(spec.run_id))
         for group in self.joined:
             await self.channel_layer.group_add(group, self.channel_name)
+        await self.start_stream(self.joined[0])
         try:
             await plays.viewer_seen(self.redis, self.token, self.channel_name)
             await self._join()
@@ -187,6 +213,7 @@ class PlayConsumer(StreamConsumer):
         frame = await bridge.last_frame(self.joined[0])
         snapshot = {"play": play, "status": status, "frame": frame}
         await self.send(text_data=bridge.encode("snapshot", snapshot))
+        await self.release()
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "presence"):
