@@ -12,15 +12,23 @@ def ws_url(http_url: str, path: str) -> str:
 
 
 async def open_socket(
-    http_url: str, path: str, *, session: str | None = None, origin: str | None = None
+    http_url: str,
+    path: str,
+    *,
+    session: str | None = None,
+    origin: str | None = None,
+    **options: object,
 ) -> ClientConnection:
-    """Connect like a browser on `origin` (default: the server itself) with a session."""
+    """Connect like a browser on `origin` (default: the server itself) with a session.
+
+    `options` go to websockets' `connect` (the fan-out benchmark turns keepalive pings off).
+    """
     headers = {"Cookie": f"sessionid={session}"} if session else {}
     return await connect(
         ws_url(http_url, path),
         origin=origin or http_url,
         additional_headers=headers,
-        open_timeout=10,
+        **{"open_timeout": 10, **options},
     )
 
 

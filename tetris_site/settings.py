@@ -109,6 +109,8 @@ def _default_redis_url() -> str:
 REDIS_URL = env_str("REDIS_URL") or _default_redis_url()
 
 
+# The channel layer carries the consumers' control events (a run going private); the live
+# frames, metrics and statuses reach the browsers through visualizer/hub.py.
 CHANNEL_LAYER = env_str("CHANNEL_LAYER", "pubsub")
 _CHANNEL_LAYER_BACKENDS = {
     # Redis pub/sub: one PUBLISH per group message, fanned out by each daphne in memory.
