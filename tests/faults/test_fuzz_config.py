@@ -17,6 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from trainer.rl import ConfigError, TrainConfig, train
+from trainer.rl.config import (
+    MAX_CEM_GAMES_PER_GENERATION,
+    MAX_REPLAY_BYTES,
+    replay_bytes_per_transition,
+)
 from trainer.rl.events import Callback, EpisodeMetrics, Frame
 
 FIELDS = {field.name: field for field in dataclasses.fields(TrainConfig)}
@@ -107,6 +112,12 @@ def cross_field_violations(config: dict[str, Any]) -> set[str]:
         broken.add("cem_train_height")
     if round(config["cem_population"] * config["cem_elite_fraction"]) < 2:
         broken.add("cem_elite_fraction")
+    per_transition = replay_bytes_per_transition(config["features"], int(config["width"]))
+    if config["algorithm"] == "dqn" and config["buffer_size"] * per_transition > MAX_REPLAY_BYTES:
+        broken.add("buffer_size")
+    games = config["cem_population"] * config["cem_games_per_sample"]
+    if config["algorithm"] == "cem" and games > MAX_CEM_GAMES_PER_GENERATION:
+        broken.add("cem_games_per_sample")
     return broken
 
 

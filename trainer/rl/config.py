@@ -14,6 +14,19 @@ from typing import Any
 ALGORITHMS = ("dqn", "cem")
 RANDOMIZERS = ("uniform", "bag7")
 DQN_FEATURES = ("classic", "dellacherie", "bcts", "bcts+classic")
+# Inputs of each value-net feature set (trainer.rl.features has the names; a test checks
+# these counts against it, so that validating a config never loads the engine).
+DQN_FEATURE_COUNTS = {"classic": 4, "dellacherie": 6, "bcts": 8, "bcts+classic": 11}
+# The replay buffer fills to this at most: a run must not take a shared machine's memory.
+MAX_REPLAY_BYTES = 2 * 1024**3
+# Training games in one cem generation: each is a game in memory and, once over, a metric.
+MAX_CEM_GAMES_PER_GENERATION = 50_000
+
+
+def replay_bytes_per_transition(features: str, width: int) -> int:
+    """Memory of one replay transition: its afterstate and every afterstate after it."""
+    n, actions = DQN_FEATURE_COUNTS[features], 4 * width  # float16 features, int8 lines
+    return 2 * n + actions * (2 * n + 1) + 2
 
 
 class ConfigError(ValueError):
@@ -147,6 +160,20 @@ class TrainConfig:
         if self.batch_size > self.buffer_size:
             errors["batch_size"] = (
                 f"must be at most buffer_size ({self.buffer_size}), got {self.batch_size}"
+            )
+        per_transition = replay_bytes_per_transition(self.features, self.width)
+        if self.algorithm == "dqn" and self.buffer_size * per_transition > MAX_REPLAY_BYTES:
+            errors["buffer_size"] = (
+                f"must be at most {MAX_REPLAY_BYTES // per_transition:,} with {self.features} "
+                f"features on a board {self.width} wide (each transition takes "
+                f"{per_transition:,} bytes; the buffer may use {MAX_REPLAY_BYTES // 1024**3} "
+                f"GiB), got {self.buffer_size:,}"
+            )
+        games = self.cem_population * self.cem_games_per_sample
+        if self.algorithm == "cem" and games > MAX_CEM_GAMES_PER_GENERATION:
+            errors["cem_games_per_sample"] = (
+                f"cem_population * cem_games_per_sample must be at most "
+                f"{MAX_CEM_GAMES_PER_GENERATION:,} games per generation, got {games:,}"
             )
         if 0 < self.cem_train_height < 6:
             errors["cem_train_height"] = f"must be 0 or at least 6, got {self.cem_train_height}"

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from trainer.rl import PRESETS, ConfigError, TrainConfig
+from trainer.rl.config import DQN_FEATURE_COUNTS, DQN_FEATURES
 
 
 def test_defaults_are_valid_and_json_safe() -> None:
@@ -39,6 +40,31 @@ def test_cross_field_constraints_are_checked() -> None:
     with pytest.raises(ConfigError) as raised:
         TrainConfig(epsilon_start=0.1, epsilon_end=0.5, batch_size=500, buffer_size=200)
     assert set(raised.value.errors) == {"epsilon_end", "batch_size"}
+
+
+def test_a_replay_buffer_that_would_take_gigabytes_is_refused_with_the_largest_allowed() -> None:
+    with pytest.raises(ConfigError) as raised:
+        TrainConfig(buffer_size=5_000_000, width=20)
+    message = raised.value.errors["buffer_size"]
+    largest = int(message.split()[4].replace(",", ""))
+    assert TrainConfig(buffer_size=largest, width=20).buffer_size == largest
+    with pytest.raises(ConfigError):
+        TrainConfig(buffer_size=largest + 1, width=20)
+    assert TrainConfig(algorithm="cem", buffer_size=5_000_000, width=20)  # cem keeps none
+
+
+def test_replay_memory_estimate_counts_the_value_nets_real_inputs() -> None:
+    from trainer.rl.features import feature_names
+
+    for name, count in DQN_FEATURE_COUNTS.items():
+        assert len(feature_names(name)) == count
+    assert set(DQN_FEATURE_COUNTS) == set(DQN_FEATURES)
+
+
+def test_a_cem_generation_of_millions_of_games_is_refused() -> None:
+    with pytest.raises(ConfigError) as raised:
+        TrainConfig(algorithm="cem", cem_population=10_000, cem_games_per_sample=1000)
+    assert "10,000,000" in raised.value.errors["cem_games_per_sample"]
 
 
 def test_presets_build_valid_configs() -> None:
