@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 
+import redis
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -104,7 +105,17 @@ def _requested_pps(request: HttpRequest) -> int:
         return plays.DEFAULT_PPS
 
 
-def _render_play(request: HttpRequest, spec: plays.PlaySpec, extra: dict) -> HttpResponse:
+def _play_page(request: HttpRequest, extra: dict, **play: object) -> HttpResponse:
+    """Prepare a play and render its page; 503 with an explanation if Redis is away."""
+    try:
+        spec = services.play_create(user=request.user, pps=_requested_pps(request), **play)
+    except redis.RedisError:
+        context = {
+            "title": "Live play is unavailable",
+            "message": "Plays are coordinated through Redis, which cannot be reached right "
+            "now. Training and the run history are not affected; try again in a moment.",
+        }
+        return render(request, "visualizer/unavailable.html", context, status=503)
     page = {
         "mode": "live",
         "socket_path": f"/ws/play/{spec.token}/",
@@ -138,16 +149,13 @@ def run_play(request: HttpRequest, run_id: int) -> HttpResponse:
         raise Http404("run or checkpoint not found") from None
     if checkpoint is None:
         raise Http404("this run has no such checkpoint")
-    spec = services.play_create(
-        user=request.user, run=run, checkpoint=checkpoint, pps=_requested_pps(request)
-    )
     extra = {
         "run": run,
         "checkpoint": checkpoint,
         "checkpoints": selectors.run_checkpoints(run),
         "title": f"Checkpoint at episode {checkpoint.episode:,}",
     }
-    return _render_play(request, spec, extra)
+    return _play_page(request, extra, run=run, checkpoint=checkpoint)
 
 
 @require_GET
@@ -155,11 +163,8 @@ def controller_play(request: HttpRequest, controller: str) -> HttpResponse:
     """Watch a reference controller (Dellacherie, BCTS) play."""
     if controller not in plays.REFERENCE_CONTROLLERS:
         raise Http404("no such controller")
-    spec = services.play_create(
-        user=request.user, controller=controller, pps=_requested_pps(request)
-    )
     title = f"{plays.REFERENCE_CONTROLLERS[controller]}, a reference controller"
-    return _render_play(request, spec, {"title": title})
+    return _play_page(request, {"title": title}, controller=controller)
 
 
 @require_GET

@@ -8,6 +8,7 @@ from django.test import Client
 
 from tests.trained_runs import finished_cem_run
 from tests.visualizer.test_pages import page_data
+from tetris_site import stack
 from trainer import plays, selectors, services
 from trainer.models import BestGame
 
@@ -99,3 +100,10 @@ def test_replays_that_do_not_exist_are_a_404(ada: Client, user: object, other_us
         f"/runs/{hidden.pk}/replay/train/",
     ]:
         assert ada.get(url).status_code == 404, url
+
+
+def test_play_page_explains_when_redis_cannot_be_reached(ada: Client, settings: object) -> None:
+    settings.REDIS_URL = f"redis://127.0.0.1:{stack.free_port()}/0"  # nothing listens there
+    response = ada.get("/play/dellacherie/")
+    assert response.status_code == 503
+    assert "Redis, which cannot be reached" in response.content.decode()
