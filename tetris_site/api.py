@@ -1,7 +1,7 @@
 """The JSON API (django-ninja), with its OpenAPI schema at /api/openapi.json.
 
 Errors always carry words: 400 `{"errors": {field: message}}` for bad input, and
-`{"error": message}` for 403, 404, 409 and 413.
+`{"error": message}` for 403, 404, 405 (tetris_site.middleware), 409 and 413.
 """
 
 from django.conf import settings

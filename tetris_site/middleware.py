@@ -3,7 +3,7 @@
 from collections.abc import Callable
 
 from django.contrib.auth.middleware import LoginRequiredMiddleware
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 
 
 class PagesLoginRequiredMiddleware(LoginRequiredMiddleware):
@@ -19,3 +19,26 @@ class PagesLoginRequiredMiddleware(LoginRequiredMiddleware):
         if request.path_info.startswith("/api/"):
             return None
         return super().process_view(request, view_func, view_args, view_kwargs)
+
+
+class ApiMethodNotAllowedMiddleware:
+    """The API's 405 in JSON like its other errors, naming the methods the path takes.
+
+    django-ninja answers a wrong method with the plain text "Method not allowed".
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if response.status_code != 405 or not request.path_info.startswith("/api/"):
+            return response
+        if response.get("Content-Type", "").startswith("application/json"):
+            return response
+        allowed = response.get("Allow", "")
+        message = f"{request.method} is not allowed here; use {allowed or 'another method'}"
+        answer = JsonResponse({"error": message}, status=405)
+        if allowed:
+            answer["Allow"] = allowed
+        return answer

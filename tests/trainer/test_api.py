@@ -130,3 +130,10 @@ def test_unknown_api_paths_answer_json_404(ada: Client) -> None:
     response = ada.get("/api/nothing/here")
     assert response.status_code == 404
     assert "no API endpoint" in response.json()["error"]
+
+
+def test_a_wrong_method_answers_json_405_naming_the_allowed_ones(ada: Client) -> None:
+    response = ada.delete("/api/status")
+    assert response.status_code == 405
+    assert response["Allow"] == "GET"
+    assert response.json()["error"] == "DELETE is not allowed here; use GET"
