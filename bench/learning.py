@@ -270,6 +270,11 @@ def main() -> None:
     parser.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=None)
     parser.add_argument("--references", nargs="*", default=[], help="dellacherie, bcts")
     parser.add_argument("--out", default="bench/out/learning")
+    parser.add_argument(
+        "--evaluate-only",
+        action="store_true",
+        help="skip training: evaluate the snapshots an earlier run left in --out",
+    )
     args = parser.parse_args()
 
     out = Path(args.out)
@@ -287,14 +292,19 @@ def main() -> None:
 
     snapshots = Snapshots(times_s, out / "snapshots")
     started = time.monotonic()
-    result = train(config, callbacks=[snapshots], checkpoint_dir=out / "run")
-    print(f"{label}: trained {result.wall_time:.0f} s, {result.total_pieces} pieces", flush=True)
     popular, popular_end = [], None
+    if args.evaluate_only:  # names are t<training seconds>s.pt
+        found = sorted((float(p.stem[1:-1]), p) for p in (out / "snapshots").glob("t*s.pt"))
+        snapshots.taken = [(t, p) for t, p in found if t <= args.minutes * 60 + 60]
+        baseline = False
+    else:
+        result = train(config, callbacks=[snapshots], checkpoint_dir=out / "run")
+        print(f"{label}: trained {result.wall_time:.0f} s, {result.total_pieces} pieces")
     if baseline:
         with one_torch_thread():  # the original trains on one core
             popular, popular_end = train_popular_dqn(args.minutes * 60, times_s, config.seed)
         print(f"popular DQN: its 3,000th training game ended at {popular_end} s", flush=True)
-    training_seconds = time.monotonic() - started
+    training_seconds = None if args.evaluate_only else time.monotonic() - started
 
     rows = []
     for wall_time, path in snapshots.taken:
