@@ -299,7 +299,8 @@ def main() -> None:
         baseline = False
     else:
         result = train(config, callbacks=[snapshots], checkpoint_dir=out / "run")
-        print(f"{label}: trained {result.wall_time:.0f} s, {result.total_pieces} pieces")
+        trained = f"trained {result.wall_time:.0f} s, {result.total_pieces} pieces"
+        print(f"{label}: {trained}", flush=True)
     if baseline:
         with one_torch_thread():  # the original trains on one core
             popular, popular_end = train_popular_dqn(args.minutes * 60, times_s, config.seed)
