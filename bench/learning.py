@@ -295,7 +295,8 @@ def main() -> None:
     popular, popular_end = [], None
     if args.evaluate_only:  # names are t<training seconds>s.pt
         found = sorted((float(p.stem[1:-1]), p) for p in (out / "snapshots").glob("t*s.pt"))
-        snapshots.taken = [(t, p) for t, p in found if t <= args.minutes * 60 + 60]
+        # the snapshot taken at each --at time (the first checkpoint at or after it)
+        snapshots.taken = [(t, p) for t, p in found if any(0 <= t - at < 60 for at in times_s)]
         baseline = False
     else:
         result = train(config, callbacks=[snapshots], checkpoint_dir=out / "run")
