@@ -87,8 +87,11 @@ class Hub:
             client = aioredis.Redis.from_url(settings.REDIS_URL)
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(IDLE_CHANNEL, *self.viewers)
-                self._pubsub = pubsub
+                channels = list(self.viewers)
+                await pubsub.subscribe(IDLE_CHANNEL, *channels)
+                self._pubsub = pubsub  # from now on, joins subscribe by themselves
+                if joined_meanwhile := [c for c in self.viewers if c not in channels]:
+                    await pubsub.subscribe(*joined_meanwhile)
                 if failures:
                     log.info("stream hub subscribed again after %d failed attempts", failures)
                 failures = 0
