@@ -238,11 +238,23 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     for r in rows:
         if r["minutes"] is None:
             axes.axhline(r["mean_lines"], linestyle="--", color="grey")
-            axes.annotate(r["curve"], (0, r["mean_lines"]), fontsize=8, va="bottom")
+            axes.annotate(
+                r["curve"],
+                (0.01, r["mean_lines"]),
+                xycoords=("axes fraction", "data"),
+                fontsize=8,
+                va="bottom",
+            )
     if rows and rows[0]["piece_cap"]:
         # 10 columns, 4 cells a piece: a game cut at the cap has cleared at most 0.4 a piece.
         axes.axhline(0.4 * rows[0]["piece_cap"], linestyle=":", color="black")
-        axes.annotate("piece cap", (0, 0.4 * rows[0]["piece_cap"]), fontsize=8, va="bottom")
+        axes.annotate(
+            "piece cap",
+            (0.01, 0.4 * rows[0]["piece_cap"]),
+            xycoords=("axes fraction", "data"),
+            fontsize=8,
+            va="bottom",
+        )
     axes.set_yscale("log")
     axes.set_xlabel("training wall time (minutes)")
     axes.set_ylabel("lines per game (mean; band: min to max)")
