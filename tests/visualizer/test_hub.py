@@ -105,3 +105,29 @@ def test_viewers_are_fed_again_after_redis_restarts(private_redis: stack.Service
         await client.aclose()
 
     asyncio.run(scenario())
+
+
+def test_a_consumer_holds_what_arrives_before_its_snapshot_and_sends_it_after() -> None:
+    from visualizer.consumers import StreamConsumer
+    from visualizer.hub import hub
+
+    async def scenario() -> list[str]:
+        sent: list[str] = []
+
+        async def base_send(message: dict) -> None:
+            sent.append(message["text"])
+
+        consumer = StreamConsumer()
+        consumer.base_send = base_send
+        await consumer.start_stream("run.99")
+        await consumer.relay("frame 1")
+        await consumer.relay("frame 2")
+        assert sent == [], "nothing may go out before the snapshot"
+        await consumer.send(text_data="snapshot")
+        await consumer.release()
+        await consumer.relay("frame 3")
+        await hub.leave("run.99", consumer)
+        assert stream_channel("run.99") not in hub.viewers
+        return sent
+
+    assert asyncio.run(scenario()) == ["snapshot", "frame 1", "frame 2", "frame 3"]
