@@ -86,7 +86,14 @@ def test_ctrl_c_stops_cleanly(tmp_path: Path) -> None:
     command = [sys.executable, "manage.py", "play", "dellacherie", "--pps", "5", "--force-color"]
     env = {**os.environ, "DATA_DIR": str(tmp_path)}
     process = subprocess.Popen(
-        command, cwd=stack.BASE_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        command,
+        cwd=stack.BASE_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        # As at a terminal: a shell's background job (`make test &`) ignores SIGINT, and
+        # its children would inherit that.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     output = bytearray()
 
