@@ -6,6 +6,20 @@ import json
 from websockets.asyncio.client import ClientConnection, connect
 
 
+def session_and_run(username: str) -> tuple[str, int]:
+    """A new user's session cookie and a run of theirs."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from trainer import services
+
+    user = get_user_model().objects.create_user(username, password="pw-for-tests-1")
+    run = services.run_create(owner=user, name=f"{username}'s run")
+    client = Client()
+    client.force_login(user)
+    return client.cookies["sessionid"].value, run.pk
+
+
 def ws_url(http_url: str, path: str) -> str:
     """The ws:// URL of `path` on the server at `http_url`."""
     return http_url.replace("http://", "ws://", 1) + path

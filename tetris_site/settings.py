@@ -161,6 +161,9 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int("BROKER_VISIBILITY_TIMEOUT", 3600),
 }
+# Live frames framed once and written straight to daphne's sockets (visualizer/socket_writer.py);
+# 0 sends each through Channels and daphne's ASGI path, as any ASGI server would.
+DIRECT_SOCKET_WRITES = env_bool("DIRECT_SOCKET_WRITES", True)
 TORCH_THREADS = env_int("TORCH_THREADS", 0)  # 0: cores / worker processes
 # A running run whose heartbeat is older than this is failed as "worker lost".
 RUN_STALE_SECONDS = env_int("RUN_STALE_SECONDS", 60)

@@ -16,6 +16,7 @@ from trainer.exporting import run_summary
 from trainer.models import InvalidTransition, Run
 from visualizer import bridge
 from visualizer.hub import hub
+from visualizer.socket_writer import SCOPE_KEY, StreamMessage
 
 MAX_MESSAGE_BYTES = 4096
 # Messages held for a viewer while its snapshot is read: seconds of frames at most.
@@ -42,30 +43,39 @@ class StreamConsumer(AsyncWebsocketConsumer):
     """What the run and play consumers share: the live stream from the hub, and errors.
 
     The hub hands this process's viewers each published message (see visualizer/hub.py).
-    Messages that arrive before the snapshot is sent are held and sent right after it.
+    Under daphne it goes straight to the socket, framed once for all viewers
+    (visualizer/socket_writer.py); elsewhere through the ASGI `send`. Messages that
+    arrive before the snapshot is sent are held and sent right after it.
     """
 
     stream_group: str | None = None
-    held: list[str] | None = None
+    held: list[StreamMessage] | None = None
 
     async def start_stream(self, group: str) -> None:
         """Join the hub for `group`, holding its messages until `release`."""
         self.held, self.stream_group = [], group
         await hub.join(group, self)
 
-    async def relay(self, text: str) -> None:
+    async def relay(self, message: StreamMessage) -> None:
         """Send one message from the hub (or hold it while the snapshot is being built)."""
         if self.held is not None:
             if len(self.held) < MAX_HELD_MESSAGES:
-                self.held.append(text)
+                self.held.append(message)
             return
-        await self.send(text_data=text)
+        await self._send_stream(message)
 
     async def release(self) -> None:
         """Send what was held, in order, then send messages as they come."""
         while self.held:
-            await self.send(text_data=self.held.pop(0))
+            await self._send_stream(self.held.pop(0))
         self.held = None
+
+    async def _send_stream(self, message: StreamMessage) -> None:
+        writer = self.scope.get(SCOPE_KEY)
+        if writer is not None:
+            writer.write(message)
+        else:
+            await self.send(text_data=message.text)
 
     async def websocket_disconnect(self, message: dict) -> None:
         if self.stream_group is not None:

@@ -2,11 +2,11 @@
 
 The bridge PUBLISHes each pre-encoded message once, on the Redis channel of its group.
 Each web process subscribes once to the groups that its sockets watch, reads every
-message once, and hands the same text to each of its viewers of that group. The Channels
-consumer pattern would instead queue, wake, decode and dispatch every message once per
-viewer: 26 us of CPU per viewer per message against 1.5 us here, measured with 300
-viewers (docs/BENCHMARKS.md, "Live viewers"). Control events, such as a run going
-private, still travel over the channel layer to each consumer.
+message once, frames it once (visualizer/socket_writer.py) and hands it to each of its
+viewers of that group. The Channels consumer pattern would instead queue, wake, decode
+and dispatch every message once per viewer: 26 us of CPU per viewer per message against
+1.5 us here, measured with 300 viewers (docs/BENCHMARKS.md, "Live viewers"). Control
+events, such as a run going private, still travel over the channel layer to each consumer.
 
 When Redis goes away the hub keeps its viewers and subscribes again once Redis is back;
 what was published meanwhile is lost, as frames are latest-only anyway.
@@ -21,6 +21,8 @@ from typing import Protocol
 
 import redis.asyncio as aioredis
 from django.conf import settings
+
+from visualizer.socket_writer import StreamMessage
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,7 @@ def stream_channel(group: str) -> str:
 class Viewer(Protocol):
     """What the hub hands messages to: one WebSocket consumer."""
 
-    async def relay(self, text: str) -> None: ...
+    async def relay(self, message: StreamMessage) -> None: ...
 
 
 class Hub:
@@ -96,7 +98,9 @@ class Hub:
                     log.info("stream hub subscribed again after %d failed attempts", failures)
                 failures = 0
                 async for message in pubsub.listen():
-                    await self._relay(message["channel"].decode(), message["data"].decode())
+                    await self._relay(
+                        message["channel"].decode(), StreamMessage.from_bytes(message["data"])
+                    )
             except (aioredis.RedisError, OSError) as error:
                 delay = RECONNECT_DELAYS_S[min(failures, len(RECONNECT_DELAYS_S) - 1)]
                 if not failures:
@@ -109,10 +113,10 @@ class Hub:
                     await pubsub.aclose()
                     await client.aclose()
 
-    async def _relay(self, channel: str, text: str) -> None:
+    async def _relay(self, channel: str, message: StreamMessage) -> None:
         for viewer in list(self.viewers.get(channel, ())):
             try:
-                await viewer.relay(text)
+                await viewer.relay(message)
             except Exception:  # one broken socket must not starve the others
                 log.exception("could not relay a message to a viewer")
         self.relayed += 1

@@ -12,6 +12,7 @@ from django.conf import settings
 
 from tetris_site import stack
 from visualizer.hub import Hub, stream_channel
+from visualizer.socket_writer import StreamMessage
 
 pytestmark = pytest.mark.stack
 
@@ -22,8 +23,8 @@ class Recorder:
     def __init__(self) -> None:
         self.texts: list[str] = []
 
-    async def relay(self, text: str) -> None:
-        self.texts.append(text)
+    async def relay(self, message: StreamMessage) -> None:
+        self.texts.append(message.text)
 
 
 async def wait_until(condition, seconds: float = 10.0) -> None:
@@ -118,14 +119,14 @@ def test_a_consumer_holds_what_arrives_before_its_snapshot_and_sends_it_after() 
             sent.append(message["text"])
 
         consumer = StreamConsumer()
-        consumer.base_send = base_send
+        consumer.scope, consumer.base_send = {}, base_send
         await consumer.start_stream("run.99")
-        await consumer.relay("frame 1")
-        await consumer.relay("frame 2")
+        await consumer.relay(StreamMessage.from_bytes(b"frame 1"))
+        await consumer.relay(StreamMessage.from_bytes(b"frame 2"))
         assert sent == [], "nothing may go out before the snapshot"
         await consumer.send(text_data="snapshot")
         await consumer.release()
-        await consumer.relay("frame 3")
+        await consumer.relay(StreamMessage.from_bytes(b"frame 3"))
         await hub.leave("run.99", consumer)
         assert stream_channel("run.99") not in hub.viewers
         return sent

@@ -4,29 +4,18 @@ and a WebSocket client connected to a live daphne receives it."""
 import asyncio
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.test import Client
 
 from tests.stack_tasks import publish_to_run
-from tests.wsclient import open_socket, receive_json
+from tests.wsclient import open_socket, receive_json, session_and_run
 from tetris_site import stack
-from trainer import services
 
 pytestmark = [pytest.mark.stack, pytest.mark.django_db(transaction=True)]
-
-
-def _session_and_run(username: str) -> tuple[str, int]:
-    user = get_user_model().objects.create_user(username, password="pw-for-tests-1")
-    run = services.run_create(owner=user, name=f"{username}'s run")
-    client = Client()
-    client.force_login(user)
-    return client.cookies["sessionid"].value, run.pk
 
 
 def test_worker_message_reaches_browser_socket(
     celery_worker: stack.Service, live_daphne: stack.Service
 ) -> None:
-    session, run_id = _session_and_run("ada")
+    session, run_id = session_and_run("ada")
 
     async def scenario() -> dict:
         socket = await open_socket(live_daphne.url, f"/ws/runs/{run_id}/", session=session)
@@ -43,8 +32,8 @@ def test_worker_message_reaches_browser_socket(
 
 
 def test_another_users_private_run_is_closed_with_4403(live_daphne: stack.Service) -> None:
-    _, run_id = _session_and_run("dee")
-    stranger, _ = _session_and_run("eve")
+    _, run_id = session_and_run("dee")
+    stranger, _ = session_and_run("eve")
 
     async def scenario() -> int:
         socket = await open_socket(live_daphne.url, f"/ws/runs/{run_id}/", session=stranger)
@@ -64,7 +53,7 @@ def test_anonymous_socket_is_closed_with_4401(live_daphne: stack.Service) -> Non
 
 
 def test_foreign_origin_is_refused(live_daphne: stack.Service) -> None:
-    session, run_id = _session_and_run("bob")
+    session, run_id = session_and_run("bob")
 
     async def scenario() -> None:
         socket = await open_socket(
@@ -79,7 +68,7 @@ def test_foreign_origin_is_refused(live_daphne: stack.Service) -> None:
 def test_malformed_json_gets_an_error_and_the_socket_stays_open(
     live_daphne: stack.Service,
 ) -> None:
-    session, run_id = _session_and_run("cy")
+    session, run_id = session_and_run("cy")
 
     async def scenario() -> list[dict]:
         socket = await open_socket(live_daphne.url, f"/ws/runs/{run_id}/", session=session)
