@@ -6,14 +6,18 @@ streaming costs training.
 For each setup it starts a private Redis, one daphne and one Celery worker, starts a
 `quick` dqn run that publishes frames at --fps, and opens N WebSocket viewers in this
 process for --seconds each. Latency is the viewer's receipt time minus the worker's
-publish time `t`; a gap in `seq` is a lost frame. Training speed is the run's placements
-per second (all its games) from its metric rows, alone and with 100 viewers (in a process
-of their own, at normal priority and then niced, so that their clients, which in real use
-are browsers on other machines, take no CPU from the server), alternated --pps-rounds
-times. Setups:
+publish time `t`; a gap in `seq` is a lost frame. Training speed is measured on the same
+seeded run trained again and again (the same games, the same work), alone and watched by
+100 viewers (in a process of their own, at normal priority and then niced, so that their
+clients, which in real use are browsers on other machines, take no CPU from the server),
+alternated --pps-rounds times: placements per second (all its games) over the same span
+of episodes, read from its metric rows. Setups:
 - ours: the bridge (one event loop per worker process, each message encoded once and
   PUBLISHed once, sends never block training) and the stream hub (one subscription per
-  daphne, each message read once and written to every viewer's socket);
+  daphne, each message read and framed once and written straight to every viewer's
+  socket);
+- ours with DIRECT_SOCKET_WRITES=0: the same, but each viewer's copy goes down Channels'
+  and daphne's ASGI send path (the setup before direct writes);
 - textbook: the classic Redis channel layer and `async_to_sync(group_send)` per frame.
 """
 
@@ -41,9 +45,19 @@ import itertools
 from tetris_site import stack
 
 SETUPS = {
-    "ours (bridge + stream hub)": {"CHANNEL_LAYER": "pubsub", "include": None},
-    "textbook (core layer + async_to_sync per frame)": {
-        "CHANNEL_LAYER": "core",
+    "ours": {
+        "title": "ours (bridge + stream hub + direct socket writes)",
+        "env": {"CHANNEL_LAYER": "pubsub"},
+        "include": None,
+    },
+    "asgi": {
+        "title": "ours, ASGI sends (DIRECT_SOCKET_WRITES=0)",
+        "env": {"CHANNEL_LAYER": "pubsub", "DIRECT_SOCKET_WRITES": "0"},
+        "include": None,
+    },
+    "textbook": {
+        "title": "textbook (core layer + async_to_sync per frame)",
+        "env": {"CHANNEL_LAYER": "core"},
         "include": "bench.textbook_publisher",
     },
 }
@@ -126,13 +140,6 @@ def cpu_percent(processes: list[psutil.Process], seconds: float) -> float:
     return (after - before) / seconds * 100
 
 
-def training_progress(run_id: int) -> tuple[int, float]:
-    """The run's placements and training seconds, as of its last stored metric row."""
-    from trainer.models import Metric
-
-    return Metric.objects.filter(run_id=run_id).values_list("total_pieces", "wall_time").last()
-
-
 def start_viewers(
     url: str, path: str, session: str, viewers: int, seconds: float, nice: int
 ) -> subprocess.Popen:
@@ -141,20 +148,56 @@ def start_viewers(
     return subprocess.Popen(args, preexec_fn=lambda: os.nice(nice))
 
 
-def placements_per_second(run_id: int, seconds: float, load: subprocess.Popen | None) -> float:
-    """The training's placements per second over `seconds` (while `load` watches, if any).
+# Training speed: the same seeded run, trained again and again, alone or watched. A dqn
+# run is deterministic for its seed, so every run does exactly the same work, and its
+# speed differs only by what else the machine is doing; the speed of one live run, read
+# over a few seconds, swings by 10-20 % with the games it happens to play.
+SPEED_SEED = 11
+WARMUP_SECONDS = 5.0  # past the worker's start of the run, the viewers' connections and
+# their snapshots
 
-    Read off the run's metric rows (the recorder stores each training game's running total
-    of placements and the training clock every second), so it counts every game the run
-    plays, not only the streamed one, and needs no viewer of its own.
+
+def metric_rows(run_id: int) -> list[tuple[int, int, float]]:
+    """The run's (episode, placements so far, training seconds) rows, in order."""
+    from trainer.models import Metric
+
+    rows = Metric.objects.filter(run_id=run_id).order_by("episode")
+    return list(rows.values_list("episode", "total_pieces", "wall_time"))
+
+
+def speed_run(
+    fps: float, seconds: float, daphne: stack.Service, nice: int | None, span: dict
+) -> float:
+    """Train the seeded run (watched by 100 viewers at niceness `nice`, unless None) and
+    return its placements per second from episode span["first"] to span["last"].
+
+    The first call finds the span (the episodes at WARMUP_SECONDS and `seconds` later) and
+    stops its run there; later runs end at the span's last episode by themselves.
     """
-    time.sleep(3)  # past the connections and snapshots
-    pieces0, wall0 = training_progress(run_id)
-    time.sleep(seconds)
-    pieces1, wall1 = training_progress(run_id)
-    if load is not None:
-        load.wait()
-    return (pieces1 - pieces0) / (wall1 - wall0) if wall1 > wall0 else float("nan")
+    run_id, session = create_run(fps, seed=SPEED_SEED, max_episodes=span.get("last", 0))
+    wait_running(run_id)
+    load = None
+    if nice is not None:
+        load = start_viewers(daphne.url, f"/ws/runs/{run_id}/", session, 100, 3600, nice)
+    try:
+        if not span:
+            while not (rows := metric_rows(run_id)) or rows[-1][2] < WARMUP_SECONDS + seconds:
+                time.sleep(0.5)
+            span["first"] = next(e for e, _, wall in rows if wall >= WARMUP_SECONDS)
+            span["last"] = next(e for e, _, wall in rows if wall >= WARMUP_SECONDS + seconds)
+            stop_run(run_id)
+        wait_ended(run_id)
+    finally:
+        if load is not None:
+            load.terminate()
+            load.wait()
+    rows = {e: (pieces, wall) for e, pieces, wall in metric_rows(run_id)}
+    (p0, w0), (p1, w1) = rows[span["first"]], rows[span["last"]]
+    # The same seed must have played the same games: else the runs are not comparable.
+    work = (p0, p1)
+    if span.setdefault("work", work) != work:
+        print(f"warning: run {run_id} placed {work}, the first {span['work']}", file=sys.stderr)
+    return (p1 - p0) / (w1 - w0)
 
 
 # Training speed is measured alone, with 100 viewers whose clients run at normal priority,
@@ -165,7 +208,7 @@ LOADS = {"alone": None, "100 viewers": 0, "100 viewers, clients niced": 19}
 
 def measure_setup(name: str, setup: dict, args: argparse.Namespace) -> dict:
     """Start daphne and a worker for one setup (on the shared Redis) and measure them."""
-    env = {**os.environ, "CHANNEL_LAYER": setup["CHANNEL_LAYER"]}
+    env = {**os.environ, **setup["env"]}
     services: list[stack.Service] = []
     data_dir = Path(env["DATA_DIR"])
     try:
@@ -221,13 +264,13 @@ def measure_setup(name: str, setup: dict, args: argparse.Namespace) -> dict:
                 }
             )
             print(name, rows[-1], file=sys.stderr, flush=True)
+        stop_run(run_id)
+        wait_ended(run_id)
         pps: dict[str, list[float]] = {name: [] for name in LOADS}
+        span: dict = {}
         for _ in range(args.pps_rounds):
             for name, nice in LOADS.items():
-                load = None
-                if nice is not None:
-                    load = start_viewers(daphne.url, path, session, 100, args.seconds + 5, nice)
-                pps[name].append(placements_per_second(run_id, args.seconds, load))
+                pps[name].append(speed_run(args.fps, args.seconds, daphne, nice, span))
         print(name, pps, file=sys.stderr, flush=True)
         return {"rows": rows, "pps": pps}
     finally:
@@ -235,7 +278,7 @@ def measure_setup(name: str, setup: dict, args: argparse.Namespace) -> dict:
             service.stop(grace=10)
 
 
-def create_run(fps: float) -> tuple[int, str]:
+def create_run(fps: float, *, seed: int | None = None, max_episodes: int = 0) -> tuple[int, str]:
     """A user, their session, and a queued quick run that streams frames at `fps`."""
     from django.contrib.auth import get_user_model
     from django.test import Client
@@ -248,7 +291,13 @@ def create_run(fps: float) -> tuple[int, str]:
         name="fanout",
         # Training games of at most 2,000 pieces end every second or so, and each ending
         # stores the run's placements so far: what the training-cost measure reads.
-        config={"frames_per_second": fps, "max_minutes": 30, "piece_cap": 2000},
+        config={
+            "frames_per_second": fps,
+            "max_minutes": 30,
+            "piece_cap": 2000,
+            "max_episodes": max_episodes,
+        },
+        seed=seed,
     )
     client = Client()
     client.force_login(user)
@@ -266,14 +315,38 @@ def wait_running(run_id: int, timeout: float = 180) -> None:
         time.sleep(0.5)
 
 
+def stop_run(run_id: int) -> None:
+    """Ask the worker to stop the run."""
+    from trainer import services
+    from trainer.models import Run
+
+    run = Run.objects.get(pk=run_id)
+    services.run_stop(run=run, user=run.owner)
+
+
+def wait_ended(run_id: int, timeout: float = 120) -> None:
+    """Block until the run has stopped, finished or failed."""
+    from trainer.models import Run
+
+    deadline = time.monotonic() + timeout
+    while Run.objects.values_list("status", flat=True).get(pk=run_id) not in (
+        Run.Status.STOPPED,
+        Run.Status.FINISHED,
+        Run.Status.FAILED,
+    ):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the run did not end")
+        time.sleep(0.5)
+
+
 def main() -> None:
     """Measure every setup and print Markdown tables."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--viewers", default="1,100,300")
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--fps", type=float, default=30.0)
-    parser.add_argument("--pps-rounds", type=int, default=3)
-    parser.add_argument("--only", choices=["ours", "textbook"])
+    parser.add_argument("--pps-rounds", type=int, default=3, help="training-speed rounds")
+    parser.add_argument("--only", help=f"comma-separated setups of {', '.join(SETUPS)}")
     parser.add_argument("--load", nargs=5, help=argparse.SUPPRESS)  # see start_viewers
     args = parser.parse_args()
     if args.load:
@@ -293,9 +366,9 @@ def main() -> None:
     results = {}
     try:
         stack.manage("migrate", "--noinput", "-v", "0", env=os.environ)
-        for name, setup in SETUPS.items():
-            if not args.only or name.startswith(args.only):
-                results[name] = measure_setup(name, setup, args)
+        for key, setup in SETUPS.items():
+            if not args.only or key in args.only.split(","):
+                results[setup["title"]] = measure_setup(setup["title"], setup, args)
     finally:
         redis.stop(grace=5)
 
@@ -320,11 +393,23 @@ def main() -> None:
     )
     print("|---|---:|---:|---:|---:|---:|")
     for name, result in results.items():
-        alone, watched, niced = (statistics.median(result["pps"][load]) for load in LOADS)
+        pps = result["pps"]
+        alone, watched, niced = (statistics.median(pps[load]) for load in LOADS)
         print(
-            f"| {name} | {alone:,.0f} | {watched:,.0f} | {100 * (watched / alone - 1):+.1f}% "
-            f"| {niced:,.0f} | {100 * (niced / alone - 1):+.1f}% |"
+            f"| {name} | {alone:,.0f} | {watched:,.0f} "
+            f"| {training_cost(pps['alone'], pps['100 viewers'])} "
+            f"| {niced:,.0f} | {training_cost(pps['alone'], pps['100 viewers, clients niced'])} |"
         )
+    print(
+        "\nchange: the median over rounds of each round's speed with viewers against its own "
+        "speed alone (the rounds alternate, so slow drift in the training's speed cancels)"
+    )
+
+
+def training_cost(alone: list[float], watched: list[float]) -> str:
+    """The median of the rounds' changes in speed, as a signed percentage."""
+    changes = [100 * (w / a - 1) for a, w in zip(alone, watched, strict=True)]
+    return f"{statistics.median(changes):+.1f}%" if changes else "n/a"
 
 
 if __name__ == "__main__":

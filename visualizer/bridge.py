@@ -138,13 +138,30 @@ def publish_access_changed(group: str) -> Future:
     return _bridge.send_event(group, {"type": "access.changed"})
 
 
+_frame_reader: tuple[asyncio.AbstractEventLoop, aioredis.Redis] | None = None
+
+
+def _frame_reader_client() -> aioredis.Redis:
+    # One client (and connection pool) per event loop: a snapshot costs one GET, not a
+    # new connection (300 viewers open a run at once in the fan-out benchmark).
+    global _frame_reader
+    loop = asyncio.get_running_loop()
+    if _frame_reader is None or _frame_reader[0] is not loop:
+        client = aioredis.Redis.from_url(settings.REDIS_URL, socket_timeout=SEND_TIMEOUT_SECONDS)
+        _frame_reader = (loop, client)
+    return _frame_reader[1]
+
+
+async def last_frame_text(group: str) -> str | None:
+    """The group's last frame as sent (None if none or Redis is down)."""
+    try:
+        text = await _frame_reader_client().get(last_frame_key(group))
+    except (aioredis.RedisError, OSError):
+        return None
+    return text.decode() if text else None
+
+
 async def last_frame(group: str) -> dict | None:
     """The group's last frame, for a new viewer's snapshot (None if none or Redis is down)."""
-    client = aioredis.Redis.from_url(settings.REDIS_URL, socket_timeout=SEND_TIMEOUT_SECONDS)
-    try:
-        text = await client.get(last_frame_key(group))
-    except aioredis.RedisError:
-        return None
-    finally:
-        await client.aclose()
+    text = await last_frame_text(group)
     return json.loads(text) if text else None

@@ -14,14 +14,13 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from trainer import plays, selectors, services
 from trainer.exporting import run_summary
 from trainer.models import InvalidTransition, Run
-from visualizer import bridge
+from visualizer import bridge, snapshots
 from visualizer.hub import hub
 from visualizer.socket_writer import SCOPE_KEY, StreamMessage
 
 MAX_MESSAGE_BYTES = 4096
 # Messages held for a viewer while its snapshot is read: seconds of frames at most.
 MAX_HELD_MESSAGES = 256
-SNAPSHOT_POINTS = 1500
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 
@@ -103,20 +102,19 @@ class RunConsumer(StreamConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         self.run_id = int(self.scope["url_route"]["kwargs"]["run_id"])
-        if not await self._may_still_see():
-            await self.close(code=CLOSE_FORBIDDEN)
-            return
-        # Join before reading the snapshot: whatever is published meanwhile is queued for
-        # this consumer and relayed after it (the page ignores points it already has).
+        # Join before reading the snapshot: whatever is published meanwhile is held for
+        # this consumer and relayed after it (the page ignores points it already has). A
+        # viewer who may not see the run is closed before anything held is sent.
         self.group = bridge.run_group(self.run_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.start_stream(self.group)
-        snapshot = await self._snapshot()
-        if snapshot is None:
+        run = await self._run_for_snapshot()
+        if run is None:
             await self.close(code=CLOSE_FORBIDDEN)
             return
-        snapshot["frame"] = await bridge.last_frame(self.group)
-        await self.send(text_data=bridge.encode("snapshot", snapshot))
+        metrics = await snapshots.metrics_json.get(self.run_id)
+        frame = await bridge.last_frame_text(self.group)
+        await self.send(text_data=snapshots.encode_snapshot(run, metrics=metrics, frame=frame))
         await self.release()
 
     async def disconnect(self, code: int) -> None:
@@ -124,16 +122,15 @@ class RunConsumer(StreamConsumer):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     @database_sync_to_async
-    def _snapshot(self) -> dict | None:
+    def _run_for_snapshot(self) -> dict | None:
         try:
             run = selectors.run_for_viewer(self.scope["user"], self.run_id)
         except selectors.RunNotFound:
             return None
-        points, total = selectors.run_metric_points(run, max_points=SNAPSHOT_POINTS)
         summary = run_summary(run)
         summary["can_control"] = selectors.can_control(self.scope["user"], run)
         summary["can_stop"] = selectors.can_stop(self.scope["user"], run)
-        return {"run": summary, "metrics": {"points": points, "total": total}, "frame": None}
+        return {"run": summary}
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         message, error = parse_command(text_data, example="stop")

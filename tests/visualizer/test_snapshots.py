@@ -1,0 +1,116 @@
+"""Snapshots: viewers arriving together share one read of a run's history, each read
+beginning after its callers asked; and over a live daphne, viewers opening a run at once
+all get the whole stored history."""
+
+import asyncio
+
+import pytest
+
+from tests.wsclient import open_socket, receive_json, session_and_run
+from tetris_site import stack
+from trainer.models import Metric
+from visualizer.snapshots import SharedReads, encode_snapshot
+
+
+class VersionedSource:
+    """A read that returns the version current when it began, after a short wait."""
+
+    def __init__(self) -> None:
+        self.version = 0
+        self.began: list[int] = []
+        self.fail = False
+
+    async def read(self, key: object) -> str:
+        began = self.version
+        self.began.append(began)
+        await asyncio.sleep(0.05)
+        if self.fail:
+            raise RuntimeError("database down")
+        return f"{key}@{began}"
+
+
+def test_callers_during_a_read_share_the_next_one_which_begins_after_they_asked() -> None:
+    async def scenario() -> None:
+        source = VersionedSource()
+        reads = SharedReads(source.read)
+        first = asyncio.create_task(reads.get("run.1"))
+        await asyncio.sleep(0.01)  # the first read is under way
+        source.version = 1  # stored after it began: later callers must see it
+        later = [asyncio.create_task(reads.get("run.1")) for _ in range(50)]
+        other = asyncio.create_task(reads.get("run.2"))
+        assert await first == "run.1@0"
+        assert set(await asyncio.gather(*later)) == {"run.1@1"}
+        assert await other == "run.2@1"
+        assert reads.reads == 3, "one read for the first caller, one for the 50, one for run.2"
+
+    asyncio.run(scenario())
+
+
+def test_a_caller_leaving_does_not_cancel_the_shared_read_and_errors_reach_every_caller() -> None:
+    async def scenario() -> None:
+        source = VersionedSource()
+        reads = SharedReads(source.read)
+        leaving, staying = (asyncio.create_task(reads.get("k")) for _ in range(2))
+        await asyncio.sleep(0.01)
+        leaving.cancel()
+        assert await staying == "k@0"
+
+        source.fail = True
+        failing = [asyncio.create_task(reads.get("k")) for _ in range(3)]
+        results = await asyncio.gather(*failing, return_exceptions=True)
+        assert all(isinstance(r, RuntimeError) for r in results)
+        source.fail = False
+        assert await reads.get("k") == "k@0", "a failed read is not remembered"
+
+    asyncio.run(scenario())
+
+
+def test_a_snapshot_splices_the_encoded_parts_into_one_json_message() -> None:
+    import json
+
+    text = encode_snapshot({"run": {"id": 3}}, metrics='{"points":[],"total":0}', frame=None)
+    assert json.loads(text) == {
+        "type": "snapshot",
+        "run": {"id": 3},
+        "metrics": {"points": [], "total": 0},
+        "frame": None,
+    }
+
+
+@pytest.mark.stack
+@pytest.mark.django_db(transaction=True)
+def test_viewers_opening_a_run_at_once_all_get_its_whole_history(
+    live_daphne: stack.Service,
+) -> None:
+    session, run_id = session_and_run("wall")
+    Metric.objects.bulk_create(
+        Metric(
+            run_id=run_id,
+            episode=i,
+            lines=i,
+            score=10 * i,
+            pieces=40,
+            reward=float(i),
+            placements_per_second=1000.0,
+            total_pieces=40 * i,
+            wall_time=i / 10,
+        )
+        for i in range(1, 801)
+    )
+
+    async def scenario() -> list[dict]:
+        path = f"/ws/runs/{run_id}/"
+        sockets = await asyncio.gather(
+            *(open_socket(live_daphne.url, path, session=session) for _ in range(30))
+        )
+        try:
+            return await asyncio.gather(*(receive_json(s, timeout=30) for s in sockets))
+        finally:
+            await asyncio.gather(*(s.close() for s in sockets))
+
+    snapshots = asyncio.run(scenario())
+    for snapshot in snapshots:
+        assert snapshot["type"] == "snapshot"
+        assert snapshot["run"]["id"] == run_id
+        assert snapshot["metrics"]["total"] == 800
+        assert [p["episode"] for p in snapshot["metrics"]["points"]] == list(range(1, 801))
