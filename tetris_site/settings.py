@@ -83,16 +83,7 @@ TEMPLATES = [
 
 # Database: a SQLite file in the data folder unless DATABASE_URL names another (PostgreSQL).
 _SQLITE_URL = f"sqlite:///{DATA_DIR / 'db.sqlite3'}"
-# Seconds a process keeps its database connection between uses (0: one per request). The
-# launcher gives daphne 60: each new viewer's socket otherwise opens a connection for each
-# of its reads, half the web's database time when hundreds open a run at once.
-DATABASES = {
-    "default": dj_database_url.parse(
-        env_str("DATABASE_URL", _SQLITE_URL),
-        conn_max_age=env_int("CONN_MAX_AGE", 0),
-        conn_health_checks=True,
-    )
-}
+DATABASES = {"default": dj_database_url.parse(env_str("DATABASE_URL", _SQLITE_URL), conn_max_age=0)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web read while a worker writes metrics; IMMEDIATE avoids the
     # "database is locked" upgrade deadlock between two writers.

@@ -154,10 +154,6 @@ def _http_answers(url: str) -> bool:
         return False
 
 
-# daphne keeps its database connections (see CONN_MAX_AGE in tetris_site/settings.py).
-DAPHNE_CONN_MAX_AGE = 60
-
-
 def start_daphne(
     env: Mapping[str, str],
     *,
@@ -168,7 +164,6 @@ def start_daphne(
 ) -> Service:
     """daphne serving `tetris_site.asgi`, ready once /api/status answers."""
     args = [PYTHON, "-m", "daphne", "-b", host, "-p", str(port), "tetris_site.asgi:application"]
-    env = {"CONN_MAX_AGE": str(DAPHNE_CONN_MAX_AGE), **env}
     service = _spawn("daphne", args, env, log_path)
     service.url = f"http://127.0.0.1:{port}"
     _wait_until(service, lambda: _http_answers(service.url + "/api/status"), timeout, "HTTP")

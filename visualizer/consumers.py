@@ -76,10 +76,24 @@ class StreamConsumer(AsyncWebsocketConsumer):
         else:
             await self.send(text_data=message.text)
 
+    async def websocket_connect(self, message: dict) -> None:
+        try:
+            await super().websocket_connect(message)
+        except BaseException:
+            # The consumer is gone (daphne closes the socket with 1011) and will never see
+            # its disconnect: the hub must not keep handing it messages.
+            await self.leave_stream()
+            raise
+
     async def websocket_disconnect(self, message: dict) -> None:
+        await self.leave_stream()
+        await super().websocket_disconnect(message)
+
+    async def leave_stream(self) -> None:
+        """Stop taking the hub's messages (again is harmless)."""
         if self.stream_group is not None:
             await hub.leave(self.stream_group, self)
-        await super().websocket_disconnect(message)
+            self.stream_group, self.held = None, None
 
     async def broadcast(self, event: dict) -> None:
         """Relay a pre-encoded message sent to the Channels group (the bridge uses the hub)."""

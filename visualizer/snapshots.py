@@ -5,8 +5,8 @@ each would read and encode the same up-to-1,500 downsampled points. Here viewers
 ask while a read is under way share the next read, and get its JSON text, encoded once.
 The next read starts after they asked, and so after they joined the hub: every point
 stored before it is in the snapshot and every point published after their join reaches
-them as a `metrics` message (the page skips the points it already has), so sharing
-never leaves a gap.
+them as a `metrics` message (the page skips the points it already has), so sharing adds
+no gap to what a viewer reading on its own would get.
 """
 
 from __future__ import annotations
@@ -40,17 +40,22 @@ class SharedReads:
         if self._loop is not loop:  # a new event loop (tests): the old tasks are gone
             self._loop, self._waiting, self._under_way = loop, {}, {}
         task = self._waiting.get(key)
-        if task is None:
+        if task is None or task.done():
             task = loop.create_task(self._read_after(key, self._under_way.get(key)))
             self._waiting[key] = task
         # One caller leaving (its socket closed) must not cancel the others' read.
         return await asyncio.shield(task)
 
     async def _read_after(self, key: Hashable, previous: asyncio.Task | None) -> str:
-        if previous is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(previous)
-        task = self._waiting.pop(key)
+        task = asyncio.current_task()
+        try:
+            if previous is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(previous)
+        finally:
+            # Begun (or cancelled): callers from now on need a read of their own.
+            if self._waiting.get(key) is task:
+                del self._waiting[key]
         self._under_way[key] = task
         try:
             self.reads += 1

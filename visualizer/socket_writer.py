@@ -7,14 +7,16 @@ event loop, waits for it to be writable, writes it and unregisters it: about 40 
 per viewer per message, most of daphne's cost at 100 viewers (profiled with py-spy,
 docs/BENCHMARKS.md "Live viewers"). Here a message is framed once for every socket
 (autobahn's prepared messages, its documented broadcast API) and written straight to
-each socket whose Twisted buffer is empty, a single `send` call; a socket that is busy,
-encrypted or compressing takes the frame through autobahn and Twisted as before, so the
-bytes of one socket always leave in the order they were written.
+each socket whose Twisted buffer is empty, a single `send` call; a socket that is busy
+or compressing takes the frame through autobahn and Twisted as before, so the bytes of
+one socket always leave in the order they were written. Everything here runs on daphne's
+one event loop thread, as Twisted's own writes do.
 
 `SocketWriterMiddleware` finds daphne's protocol object behind a WebSocket's ASGI `send`
 (daphne passes `partial(server.handle_reply, protocol)`) and puts a `SocketWriter` for it
-in the scope. Under any other server, another daphne, or with the setting
-DIRECT_SOCKET_WRITES=0, the scope has none and consumers send through ASGI.
+in the scope. Under any other server, another daphne, TLS served by daphne itself, or
+with the setting DIRECT_SOCKET_WRITES=0, the scope has none and consumers send through
+ASGI.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from dataclasses import dataclass, field
 
 from autobahn.websocket.protocol import PreparedMessage, WebSocketProtocol
 from django.conf import settings
+from twisted.internet import tcp
+from twisted.internet.interfaces import ISSLTransport
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +71,11 @@ class SocketWriter:
         data = message.frame.payloadHybi
         try:
             sent = transport.socket.send(data)
-        except BlockingIOError:
-            sent = 0
+            self.direct_writes += 1
         except OSError:
-            # A broken connection: Twisted finds out on its own write and closes the socket.
+            # Full (EAGAIN) or broken: Twisted writes it when it can, or finds the broken
+            # connection on its own write and closes the socket.
             sent = 0
-        self.direct_writes += 1
         if sent < len(data):
             transport.write(data[sent:])
 
@@ -90,12 +93,19 @@ def _is_idle_plain_tcp(transport: object) -> bool:
 
 
 def writer_for(send: object) -> SocketWriter | None:
-    """The SocketWriter for daphne's WebSocket behind an ASGI `send`, if there is one."""
+    """The SocketWriter for daphne's WebSocket behind an ASGI `send`, if there is one.
+
+    Only for a plain TCP connection: daphne serving TLS itself wraps the connection in a
+    TLS protocol, which forwards attribute reads to the raw socket underneath, so looking
+    for the attributes would find them and write clear text under the encryption.
+    """
     if not isinstance(send, functools.partial) or len(send.args) != 1:
         return None
     protocol = send.args[0]
     transport = getattr(protocol, "transport", None)
-    if not isinstance(protocol, WebSocketProtocol) or not hasattr(transport, "dataBuffer"):
+    if not isinstance(protocol, WebSocketProtocol) or type(transport) is not tcp.Server:
+        return None
+    if ISSLTransport.providedBy(transport):
         return None
     return SocketWriter(protocol)
 

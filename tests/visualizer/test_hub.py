@@ -132,3 +132,22 @@ def test_a_consumer_holds_what_arrives_before_its_snapshot_and_sends_it_after() 
         return sent
 
     assert asyncio.run(scenario()) == ["snapshot", "frame 1", "frame 2", "frame 3"]
+
+
+def test_a_consumer_whose_connect_fails_leaves_the_hub() -> None:
+    from visualizer.consumers import StreamConsumer
+    from visualizer.hub import hub
+
+    class FailingConsumer(StreamConsumer):
+        async def connect(self) -> None:
+            await self.start_stream("run.98")
+            raise RuntimeError("the database went away")
+
+    async def scenario() -> None:
+        consumer = FailingConsumer()
+        consumer.scope = {}
+        with pytest.raises(RuntimeError):
+            await consumer.websocket_connect({"type": "websocket.connect"})
+        assert stream_channel("run.98") not in hub.viewers
+
+    asyncio.run(scenario())
