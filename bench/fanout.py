@@ -2,16 +2,16 @@
 streaming costs training.
 
     .venv/bin/python bench/fanout.py [--viewers 1,100,300] [--seconds 15] [--fps 30]
+        [--speed-cycles 16] [--only ours,asgi,textbook]
 
 For each setup it starts a private Redis, one daphne and one Celery worker, starts a
 `quick` dqn run that publishes frames at --fps, and opens N WebSocket viewers in this
 process for --seconds each. Latency is the viewer's receipt time minus the worker's
-publish time `t`; a gap in `seq` is a lost frame. Training speed is measured on the same
-seeded run trained again and again (the same games, the same work), alone and watched by
-100 viewers (in a process of their own, at normal priority and then niced, so that their
-clients, which in real use are browsers on other machines, take no CPU from the server),
-alternated --pps-rounds times: placements per second (all its games) over the same span
-of episodes, read from its metric rows. Setups:
+publish time `t`; a gap in `seq` is a lost frame. Training speed: the run's placements
+per second (read from a probe viewer's frames) over 3 s windows with and without 100
+more viewers (in a process of their own, at normal priority and then niced, since in real
+use they are browsers on other machines), alternated --speed-cycles times and compared
+pair by pair. Setups:
 - ours: the bridge (one event loop per worker process, each message encoded once and
   PUBLISHed once, sends never block training) and the stream hub (one subscription per
   daphne, each message read and framed once and written straight to every viewer's
@@ -140,70 +140,111 @@ def cpu_percent(processes: list[psutil.Process], seconds: float) -> float:
     return (after - before) / seconds * 100
 
 
-def start_viewers(
-    url: str, path: str, session: str, viewers: int, seconds: float, nice: int
-) -> subprocess.Popen:
-    """`viewers` sockets for `seconds` in a process of their own, at niceness `nice`."""
-    args = [sys.executable, __file__, "--load", url, path, session, str(viewers), str(seconds)]
-    return subprocess.Popen(args, preexec_fn=lambda: os.nice(nice))
+# Training speed. This machine's speed drifts by 10-20 % over tens of seconds (the same
+# seeded run, trained again and again with nothing else running, took from 1,950 to 2,870
+# placements/s), so the cost of watching is read from short windows, with and without the
+# viewers, alternated many times and compared pairwise. The speed comes from the frames a
+# probe viewer receives: the dqn games play in lockstep, one placement each per round, so
+# the streamed game's placements per second times `num_envs` is the run's.
+NUM_ENVS = 8  # the quick preset's lockstep games
+WINDOW_SECONDS = 3.0
 
 
-# Training speed: the same seeded run, trained again and again, alone or watched. A dqn
-# run is deterministic for its seed, so every run does exactly the same work, and its
-# speed differs only by what else the machine is doing; the speed of one live run, read
-# over a few seconds, swings by 10-20 % with the games it happens to play.
-SPEED_SEED = 11
-WARMUP_SECONDS = 5.0  # past the worker's start of the run, the viewers' connections and
-# their snapshots
+class Probe:
+    """One viewer on its own thread and event loop: every frame's (t, episode, pieces)."""
+
+    def __init__(self, url: str, path: str, session: str) -> None:
+        self.frames: list[tuple[float, int, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=asyncio.run, args=(self._watch(url, path, session),))
+        self._thread.start()
+
+    async def _watch(self, url: str, path: str, session: str) -> None:
+        from tests.wsclient import open_socket
+
+        socket = await open_socket(url, path, session=session, ping_interval=None)
+        while not self._stop.is_set():
+            try:
+                text = await asyncio.wait_for(socket.recv(), 0.5)
+            except TimeoutError:
+                continue
+            if text.startswith('{"type":"frame"'):
+                frame = json.loads(text)
+                self.frames.append((frame["t"], frame["episode"], frame["pieces"]))
+        await socket.close()
+
+    def close(self) -> None:
+        """Stop watching."""
+        self._stop.set()
+        self._thread.join()
+
+    def placements_per_second(self, t0: float, t1: float) -> float:
+        """The run's placements per second between worker times t0 and t1."""
+        frames = [f for f in self.frames if t0 <= f[0] <= t1]
+        pieces = seconds = 0.0
+        for (ta, ea, pa), (tb, eb, pb) in itertools.pairwise(frames):
+            if ea == eb:  # not across the end of a game
+                pieces, seconds = pieces + pb - pa, seconds + tb - ta
+        return NUM_ENVS * pieces / seconds if seconds else float("nan")
 
 
-def metric_rows(run_id: int) -> list[tuple[int, int, float]]:
-    """The run's (episode, placements so far, training seconds) rows, in order."""
-    from trainer.models import Metric
+def hold_viewers(url: str, path: str, session: str, viewers: int, nice: int) -> subprocess.Popen:
+    """`viewers` sockets in a process of their own at niceness `nice`, kept until killed.
 
-    rows = Metric.objects.filter(run_id=run_id).order_by("episode")
-    return list(rows.values_list("episode", "total_pieces", "wall_time"))
-
-
-def speed_run(
-    fps: float, seconds: float, daphne: stack.Service, nice: int | None, span: dict
-) -> float:
-    """Train the seeded run (watched by 100 viewers at niceness `nice`, unless None) and
-    return its placements per second from episode span["first"] to span["last"].
-
-    The first call finds the span (the episodes at WARMUP_SECONDS and `seconds` later) and
-    stops its run there; later runs end at the span's last episode by themselves.
+    It prints a line once every socket has its snapshot.
     """
-    run_id, session = create_run(fps, seed=SPEED_SEED, max_episodes=span.get("last", 0))
-    wait_running(run_id)
-    load = None
-    if nice is not None:
-        load = start_viewers(daphne.url, f"/ws/runs/{run_id}/", session, 100, 3600, nice)
-    try:
-        if not span:
-            while not (rows := metric_rows(run_id)) or rows[-1][2] < WARMUP_SECONDS + seconds:
-                time.sleep(0.5)
-            span["first"] = next(e for e, _, wall in rows if wall >= WARMUP_SECONDS)
-            span["last"] = next(e for e, _, wall in rows if wall >= WARMUP_SECONDS + seconds)
-            stop_run(run_id)
-        wait_ended(run_id)
-    finally:
-        if load is not None:
-            load.terminate()
-            load.wait()
-    rows = {e: (pieces, wall) for e, pieces, wall in metric_rows(run_id)}
-    (p0, w0), (p1, w1) = rows[span["first"]], rows[span["last"]]
-    # The same seed must have played the same games: else the runs are not comparable.
-    work = (p0, p1)
-    if span.setdefault("work", work) != work:
-        print(f"warning: run {run_id} placed {work}, the first {span['work']}", file=sys.stderr)
-    return (p1 - p0) / (w1 - w0)
+    args = [sys.executable, __file__, "--hold", url, path, session, str(viewers)]
+    return subprocess.Popen(
+        args, stdout=subprocess.PIPE, text=True, preexec_fn=lambda: os.nice(nice)
+    )
 
 
-# Training speed is measured alone, with 100 viewers whose clients run at normal priority,
-# and with 100 viewers whose clients are niced (as browsers on other machines would, they
-# then take no CPU from the server's processes): the server's own cost of streaming.
-LOADS = {"alone": None, "100 viewers": 0, "100 viewers, clients niced": 19}
+async def hold(url: str, path: str, session: str, viewers: int) -> None:
+    """Open `viewers` sockets, say so once each has its snapshot, then read until killed."""
+    from tests.wsclient import open_socket
+
+    async def read_all(socket: object) -> None:
+        async for _ in socket:
+            pass
+
+    sockets = await asyncio.gather(
+        *(open_socket(url, path, session=session, ping_interval=None) for _ in range(viewers))
+    )
+    await asyncio.gather(*(socket.recv() for socket in sockets))
+    print("ready", flush=True)
+    await asyncio.gather(*(read_all(socket) for socket in sockets))
+
+
+def watched_and_alone(
+    probe: Probe, daphne: stack.Service, path: str, session: str, nice: int, cycles: int
+) -> list[tuple[float, float]]:
+    """(speed watched by 100 viewers, speed alone) in adjacent windows, `cycles` times.
+
+    The order alternates, so a steady drift in speed favours neither. The viewers'
+    connections, snapshots and closing fall outside the windows.
+    """
+    pairs = []
+    for cycle in range(cycles):
+        speeds = {}
+        for watched in (True, False) if cycle % 2 == 0 else (False, True):
+            load = None
+            if watched:
+                load = hold_viewers(daphne.url, path, session, 100, nice)
+                load.stdout.readline()  # every socket has its snapshot
+            time.sleep(1.0)  # past the connections, or past the last closing
+            t0 = time.time()
+            time.sleep(WINDOW_SECONDS)
+            speeds[watched] = probe.placements_per_second(t0, time.time())
+            if load is not None:
+                load.terminate()
+                load.wait()
+        pairs.append((speeds[True], speeds[False]))
+    return pairs
+
+
+# The viewers' clients at normal priority, and niced: as browsers on other machines would,
+# they then take (almost) no CPU from the server's processes.
+CLIENT_NICENESS = {"clients at normal priority": 0, "clients niced": 19}
 
 
 def measure_setup(name: str, setup: dict, args: argparse.Namespace) -> dict:
@@ -264,21 +305,22 @@ def measure_setup(name: str, setup: dict, args: argparse.Namespace) -> dict:
                 }
             )
             print(name, rows[-1], file=sys.stderr, flush=True)
-        stop_run(run_id)
-        wait_ended(run_id)
-        pps: dict[str, list[float]] = {name: [] for name in LOADS}
-        span: dict = {}
-        for _ in range(args.pps_rounds):
-            for name, nice in LOADS.items():
-                pps[name].append(speed_run(args.fps, args.seconds, daphne, nice, span))
-        print(name, pps, file=sys.stderr, flush=True)
-        return {"rows": rows, "pps": pps}
+        probe = Probe(daphne.url, path, session)
+        try:
+            speed = {
+                load: watched_and_alone(probe, daphne, path, session, nice, args.speed_cycles)
+                for load, nice in CLIENT_NICENESS.items()
+            }
+        finally:
+            probe.close()
+        print(name, speed, file=sys.stderr, flush=True)
+        return {"rows": rows, "speed": speed}
     finally:
         for service in reversed(services):
             service.stop(grace=10)
 
 
-def create_run(fps: float, *, seed: int | None = None, max_episodes: int = 0) -> tuple[int, str]:
+def create_run(fps: float) -> tuple[int, str]:
     """A user, their session, and a queued quick run that streams frames at `fps`."""
     from django.contrib.auth import get_user_model
     from django.test import Client
@@ -295,9 +337,7 @@ def create_run(fps: float, *, seed: int | None = None, max_episodes: int = 0) ->
             "frames_per_second": fps,
             "max_minutes": 30,
             "piece_cap": 2000,
-            "max_episodes": max_episodes,
         },
-        seed=seed,
     )
     client = Client()
     client.force_login(user)
@@ -315,43 +355,19 @@ def wait_running(run_id: int, timeout: float = 180) -> None:
         time.sleep(0.5)
 
 
-def stop_run(run_id: int) -> None:
-    """Ask the worker to stop the run."""
-    from trainer import services
-    from trainer.models import Run
-
-    run = Run.objects.get(pk=run_id)
-    services.run_stop(run=run, user=run.owner)
-
-
-def wait_ended(run_id: int, timeout: float = 120) -> None:
-    """Block until the run has stopped, finished or failed."""
-    from trainer.models import Run
-
-    deadline = time.monotonic() + timeout
-    while Run.objects.values_list("status", flat=True).get(pk=run_id) not in (
-        Run.Status.STOPPED,
-        Run.Status.FINISHED,
-        Run.Status.FAILED,
-    ):
-        if time.monotonic() > deadline:
-            raise RuntimeError("the run did not end")
-        time.sleep(0.5)
-
-
 def main() -> None:
     """Measure every setup and print Markdown tables."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--viewers", default="1,100,300")
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--fps", type=float, default=30.0)
-    parser.add_argument("--pps-rounds", type=int, default=3, help="training-speed rounds")
+    parser.add_argument("--speed-cycles", type=int, default=16, help="training-speed pairs")
     parser.add_argument("--only", help=f"comma-separated setups of {', '.join(SETUPS)}")
-    parser.add_argument("--load", nargs=5, help=argparse.SUPPRESS)  # see start_viewers
+    parser.add_argument("--hold", nargs=4, help=argparse.SUPPRESS)  # see hold_viewers
     args = parser.parse_args()
-    if args.load:
-        url, path, session, viewers, seconds = args.load
-        asyncio.run(fan_out(url, path, session, int(viewers), float(seconds)))
+    if args.hold:
+        url, path, session, viewers = args.hold
+        asyncio.run(hold(url, path, session, int(viewers)))
         return
     args.viewers = [int(v) for v in args.viewers.split(",")]
 
@@ -388,28 +404,20 @@ def main() -> None:
                 f"{r['daphne_cpu']:.0f} | {r['worker_cpu']:.0f} | {r['client_cpu']:.0f} |"
             )
     print(
-        "\n| setup | training placements/s alone (median) | with 100 viewers | change "
-        "| with 100 viewers, clients niced | change |"
+        f"\n| setup | viewers' clients | training placements/s alone (median of "
+        f"{WINDOW_SECONDS:g} s windows) | with 100 viewers | change (median of pairs) "
+        "| pairs slower / faster |"
     )
-    print("|---|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|")
     for name, result in results.items():
-        pps = result["pps"]
-        alone, watched, niced = (statistics.median(pps[load]) for load in LOADS)
-        print(
-            f"| {name} | {alone:,.0f} | {watched:,.0f} "
-            f"| {training_cost(pps['alone'], pps['100 viewers'])} "
-            f"| {niced:,.0f} | {training_cost(pps['alone'], pps['100 viewers, clients niced'])} |"
-        )
-    print(
-        "\nchange: the median over rounds of each round's speed with viewers against its own "
-        "speed alone (the rounds alternate, so slow drift in the training's speed cancels)"
-    )
-
-
-def training_cost(alone: list[float], watched: list[float]) -> str:
-    """The median of the rounds' changes in speed, as a signed percentage."""
-    changes = [100 * (w / a - 1) for a, w in zip(alone, watched, strict=True)]
-    return f"{statistics.median(changes):+.1f}%" if changes else "n/a"
+        for load, pairs in result["speed"].items():
+            changes = [100 * (watched / alone - 1) for watched, alone in pairs]
+            print(
+                f"| {name} | {load} | {statistics.median(a for _, a in pairs):,.0f} "
+                f"| {statistics.median(w for w, _ in pairs):,.0f} "
+                f"| {statistics.median(changes):+.1f}% "
+                f"| {sum(c < 0 for c in changes)} / {sum(c > 0 for c in changes)} |"
+            )
 
 
 if __name__ == "__main__":
