@@ -123,14 +123,16 @@ if CHANNEL_LAYER not in _CHANNEL_LAYER_BACKENDS:
     raise ValueError(f"CHANNEL_LAYER={CHANNEL_LAYER!r}: use pubsub or core")
 
 
+# Redis connections one web process's channel layer may open at once. redis-py's default
+# of 100 fails the 101st viewer that joins a group while 100 others are joining
+# ("Too many connections"), as 300 viewers opening a run at once do.
+CHANNEL_LAYER_MAX_CONNECTIONS = 10_000
+
+
 def channel_layers_for(redis_url: str, kind: str = CHANNEL_LAYER) -> dict:
     """Channel layer settings for one Redis."""
-    return {
-        "default": {
-            "BACKEND": _CHANNEL_LAYER_BACKENDS[kind],
-            "CONFIG": {"hosts": [redis_url]},
-        }
-    }
+    host = {"address": redis_url, "max_connections": CHANNEL_LAYER_MAX_CONNECTIONS}
+    return {"default": {"BACKEND": _CHANNEL_LAYER_BACKENDS[kind], "CONFIG": {"hosts": [host]}}}
 
 
 CHANNEL_LAYERS = channel_layers_for(REDIS_URL)

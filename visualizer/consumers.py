@@ -8,6 +8,7 @@ import json
 import math
 
 import redis
+from autobahn.exception import Disconnected
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
@@ -73,8 +74,11 @@ class StreamConsumer(AsyncWebsocketConsumer):
         writer = self.scope.get(SCOPE_KEY)
         if writer is not None:
             writer.write(message)
-        else:
+            return
+        try:
             await self.send(text_data=message.text)
+        except Disconnected:  # closed under us; its disconnect is on its way
+            await self.leave_stream()
 
     async def websocket_connect(self, message: dict) -> None:
         try:

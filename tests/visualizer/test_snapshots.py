@@ -77,12 +77,26 @@ def test_a_snapshot_splices_the_encoded_parts_into_one_json_message() -> None:
     }
 
 
+@pytest.fixture(scope="module")
+def core_layer_daphne(stack_env: dict[str, str], stack_dir) -> stack.Service:
+    """A daphne whose consumers use the classic channel layer (CHANNEL_LAYER=core)."""
+    service = stack.start_daphne(
+        {**stack_env, "CHANNEL_LAYER": "core"},
+        port=stack.free_port(),
+        log_path=stack_dir / "daphne-core.log",
+    )
+    yield service
+    service.stop(grace=5)
+
+
 @pytest.mark.stack
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("layer", ["pubsub", "core"])
 def test_viewers_opening_a_run_at_once_all_get_its_whole_history(
-    live_daphne: stack.Service,
+    layer: str, request: pytest.FixtureRequest
 ) -> None:
-    session, run_id = session_and_run("wall")
+    daphne = request.getfixturevalue("live_daphne" if layer == "pubsub" else "core_layer_daphne")
+    session, run_id = session_and_run(f"wall-{layer}")
     Metric.objects.bulk_create(
         Metric(
             run_id=run_id,
@@ -100,11 +114,13 @@ def test_viewers_opening_a_run_at_once_all_get_its_whole_history(
 
     async def scenario() -> list[dict]:
         path = f"/ws/runs/{run_id}/"
+        # More than the 100 Redis connections a layer would get by default, all joining
+        # the run's group at once.
         sockets = await asyncio.gather(
-            *(open_socket(live_daphne.url, path, session=session) for _ in range(30))
+            *(open_socket(daphne.url, path, session=session) for _ in range(150))
         )
         try:
-            return await asyncio.gather(*(receive_json(s, timeout=30) for s in sockets))
+            return await asyncio.gather(*(receive_json(s, timeout=60) for s in sockets))
         finally:
             await asyncio.gather(*(s.close() for s in sockets))
 
