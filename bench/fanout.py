@@ -2,7 +2,7 @@
 streaming costs training.
 
     .venv/bin/python bench/fanout.py [--viewers 1,100,300] [--seconds 15] [--fps 30]
-        [--speed-cycles 16] [--only ours,asgi,textbook]
+        [--speed-cycles 20] [--only ours,asgi,textbook]
 
 For each setup it starts a private Redis, one daphne and one Celery worker, starts a
 `quick` dqn run that publishes frames at --fps, and opens N WebSocket viewers in this
@@ -361,7 +361,7 @@ def main() -> None:
     parser.add_argument("--viewers", default="1,100,300")
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--fps", type=float, default=30.0)
-    parser.add_argument("--speed-cycles", type=int, default=16, help="training-speed pairs")
+    parser.add_argument("--speed-cycles", type=int, default=20, help="training-speed pairs")
     parser.add_argument("--only", help=f"comma-separated setups of {', '.join(SETUPS)}")
     parser.add_argument("--hold", nargs=4, help=argparse.SUPPRESS)  # see hold_viewers
     args = parser.parse_args()
@@ -411,6 +411,8 @@ def main() -> None:
     print("|---|---|---:|---:|---:|---:|")
     for name, result in results.items():
         for load, pairs in result["speed"].items():
+            if not pairs:  # --speed-cycles 0
+                continue
             changes = [100 * (watched / alone - 1) for watched, alone in pairs]
             print(
                 f"| {name} | {load} | {statistics.median(a for _, a in pairs):,.0f} "
