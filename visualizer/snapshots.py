@@ -20,6 +20,7 @@ from channels.db import database_sync_to_async
 
 from trainer import selectors
 from trainer.models import Run
+from visualizer import bridge
 
 SNAPSHOT_POINTS = 1500
 
@@ -76,5 +77,5 @@ metrics_json = SharedReads(_read_metrics_json)
 
 def encode_snapshot(fields: dict, *, metrics: str, frame: str | None) -> str:
     """The `snapshot` message: `fields`, plus metrics and last frame already encoded."""
-    head = json.dumps({"type": "snapshot", **fields}, separators=(",", ":"))
+    head = bridge.encode("snapshot", fields)
     return f'{head[:-1]},"metrics":{metrics},"frame":{frame or "null"}}}'

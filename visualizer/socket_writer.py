@@ -64,7 +64,7 @@ class SocketWriter:
         if (
             protocol._perMessageCompress is not None
             or protocol.send_queue
-            or not (_is_idle_plain_tcp(transport))
+            or not _is_idle_plain_tcp(transport)
         ):
             protocol.sendPreparedMessage(message.frame)
             return
