@@ -7,7 +7,10 @@ streaming costs training.
 For each setup it starts a private Redis, one daphne and one Celery worker, starts a
 `quick` dqn run that publishes frames at --fps, and opens N WebSocket viewers in this
 process for --seconds each. Latency is the viewer's receipt time minus the worker's
-publish time `t`; a gap in `seq` is a lost frame. Training speed: the run's placements
+publish time `t`; a gap in `seq` is a lost frame, and boards between the snapshot's and
+the first frame are skipped by the latest-only policy while the viewer loads. Socket open
+and snapshot times run from the start of connecting (all N at once, handshakes of this
+process included). Training speed: the run's placements
 per second (read from a probe viewer's frames) over 3 s windows with and without 100
 more viewers (in a process of their own, at normal priority and then niced, since in real
 use they are browsers on other machines), alternated --speed-cycles times and compared
@@ -74,6 +77,7 @@ def percentile(values: list[float], q: float) -> float:
 # A frame starts like this (bridge.encode keeps the payload's order); parsing the two numbers
 # costs a viewer far less than decoding 300 bytes of JSON 30 times a second.
 FRAME_HEAD = re.compile(r'\{"type":"frame","seq":(\d+),"t":([0-9.e+-]+),')
+SNAPSHOT_FRAME_SEQ = re.compile(r'"frame":\{"type":"frame","seq":(\d+),')
 
 
 async def watch(
@@ -87,15 +91,23 @@ async def watch(
 
     from tests.wsclient import open_socket
 
+    opened = time.monotonic()
     # No keepalive pings: a starved benchmark process must not close its own sockets.
     socket = await open_socket(url, path, session=session, ping_interval=None)
+    out.setdefault("open_ms", []).append(1000 * (time.monotonic() - opened))
     latencies, seqs = out.setdefault("latency", []), []
     steady = out.setdefault("steady", [])
+    snapshot_seq = None
     try:
         async with asyncio.timeout(seconds):  # one timer, not a task per message
             while True:
                 text = await socket.recv()
                 now = time.time()
+                if text.startswith('{"type":"snapshot"'):
+                    out.setdefault("snapshot_ms", []).append(1000 * (time.monotonic() - opened))
+                    if found := SNAPSHOT_FRAME_SEQ.search(text):
+                        snapshot_seq = int(found[1])
+                    continue
                 if head := FRAME_HEAD.match(text):
                     seq, t = int(head[1]), float(head[2])
                 elif '"type":"frame"' in text[:20]:
@@ -113,6 +125,8 @@ async def watch(
         out["closed"] = out.get("closed", 0) + 1
     finally:
         await socket.close()
+    if seqs and snapshot_seq is not None:  # boards superseded while the snapshot was read
+        out.setdefault("skipped", []).append(max(0, seqs[0] - snapshot_seq - 1))
     out.setdefault("frames", []).append(len(seqs))
     out.setdefault("lost", []).append(sum(b - a - 1 for a, b in itertools.pairwise(seqs)))
 
@@ -298,6 +312,10 @@ def measure_setup(name: str, setup: dict, args: argparse.Namespace) -> dict:
                     "steady_p99_ms": percentile(loop_result.get("steady", []), 99),
                     "fps_per_viewer": statistics.median(frames) / args.seconds,
                     "lost_pct": 100 * sum(lost) / delivered if delivered else float("nan"),
+                    "skipped": sum(loop_result.get("skipped", [])) / viewers,
+                    "open_p99_ms": percentile(loop_result.get("open_ms", []), 99),
+                    "snapshot_p50_ms": percentile(loop_result.get("snapshot_ms", []), 50),
+                    "snapshot_p99_ms": percentile(loop_result.get("snapshot_ms", []), 99),
                     "closed": closed,
                     "daphne_cpu": cpu["daphne"],
                     "worker_cpu": (w1 - w0) / elapsed * 100,
@@ -392,15 +410,19 @@ def main() -> None:
     print(
         "| setup | viewers | p50 ms | p99 ms | p99 ms after the first "
         f"{SETTLE_SECONDS:g} s | frames/s per viewer | lost % "
+        "| boards skipped while loading, per viewer | socket open p99 ms "
+        "| snapshot p50 / p99 ms "
         "| sockets closed | daphne CPU % | worker CPU % | viewers' client CPU % |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, result in results.items():
         for r in result["rows"]:
             print(
                 f"| {name} | {r['viewers']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
                 f"{r['steady_p99_ms']:.1f} | "
-                f"{r['fps_per_viewer']:.1f} | {r['lost_pct']:.2f} | {r['closed']} | "
+                f"{r['fps_per_viewer']:.1f} | {r['lost_pct']:.2f} | {r['skipped']:.1f} | "
+                f"{r['open_p99_ms']:.0f} | "
+                f"{r['snapshot_p50_ms']:.0f} / {r['snapshot_p99_ms']:.0f} | {r['closed']} | "
                 f"{r['daphne_cpu']:.0f} | {r['worker_cpu']:.0f} | {r['client_cpu']:.0f} |"
             )
     print(

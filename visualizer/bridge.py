@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import threading
 from concurrent.futures import Future
 
@@ -49,6 +50,16 @@ def last_frame_key(group: str) -> str:
 def encode(kind: str, payload: dict) -> str:
     """Encode a server-to-client WebSocket message once, for every viewer."""
     return json.dumps({"type": kind, **payload}, separators=(",", ":"))
+
+
+# How `encode` begins every frame (the publishers put `seq` first).
+_FRAME_HEAD = re.compile(r'\{"type":"frame","seq":(\d+)[,}]')
+
+
+def frame_seq(text: str) -> int | None:
+    """The `seq` of an encoded frame message, without decoding it (None if not a frame)."""
+    head = _FRAME_HEAD.match(text)
+    return int(head[1]) if head else None
 
 
 class Bridge:
@@ -109,11 +120,13 @@ class Bridge:
                 self._redis = aioredis.Redis.from_url(
                     settings.REDIS_URL, socket_timeout=SEND_TIMEOUT_SECONDS
                 )
-            # One round trip: the message to every web process's hub, and the last frame.
+            # One round trip: the last frame, then the message to every web process's hub.
+            # Stored first, so a frame that reached a hub is already what `last_frame_text`
+            # reads (a new viewer's snapshot supersedes the boards held for it).
             async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.publish(stream_channel(group), text)
                 if remember:
                     pipe.set(last_frame_key(group), text, ex=LAST_FRAME_TTL_SECONDS)
+                pipe.publish(stream_channel(group), text)
                 await asyncio.wait_for(pipe.execute(), SEND_TIMEOUT_SECONDS)
         except Exception as exc:  # any Redis failure: drop the message, keep training
             log.warning("dropped a message for %s: %s", group, exc)
@@ -159,9 +172,3 @@ async def last_frame_text(group: str) -> str | None:
     except (aioredis.RedisError, OSError):
         return None
     return text.decode() if text else None
-
-
-async def last_frame(group: str) -> dict | None:
-    """The group's last frame, for a new viewer's snapshot (None if none or Redis is down)."""
-    text = await last_frame_text(group)
-    return json.loads(text) if text else None

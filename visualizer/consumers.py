@@ -20,7 +20,7 @@ from visualizer.hub import hub
 from visualizer.socket_writer import SCOPE_KEY, StreamMessage
 
 MAX_MESSAGE_BYTES = 4096
-# Messages held for a viewer while its snapshot is read: seconds of frames at most.
+# Messages held for a viewer while its snapshot is read: minutes of metric batches.
 MAX_HELD_MESSAGES = 256
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
@@ -50,6 +50,9 @@ class StreamConsumer(AsyncWebsocketConsumer):
 
     stream_group: str | None = None
     held: list[StreamMessage] | None = None
+    # The seq of the snapshot's board, until a newer board is relayed: boards up to it
+    # are stale for this viewer, however late the hub hands them over.
+    shown_seq: int | None = None
 
     async def start_stream(self, group: str) -> None:
         """Join the hub for `group`, holding its messages until `release`."""
@@ -57,12 +60,34 @@ class StreamConsumer(AsyncWebsocketConsumer):
         await hub.join(group, self)
 
     async def relay(self, message: StreamMessage) -> None:
-        """Send one message from the hub (or hold it while the snapshot is being built)."""
+        """Send one message from the hub (or hold it while the snapshot is being built).
+
+        Frames are latest-only here too: a viewer still loading is held only the newest
+        board, and gets none that its snapshot's board supersedes.
+        """
+        if self.shown_seq is not None and message.is_board_frame:
+            if (bridge.frame_seq(message.text) or 0) <= self.shown_seq:
+                return
+            self.shown_seq = None
         if self.held is not None:
+            if message.is_board_frame:
+                self.held = [held for held in self.held if not held.is_board_frame]
             if len(self.held) < MAX_HELD_MESSAGES:
                 self.held.append(message)
             return
         await self._send_stream(message)
+
+    async def last_frame_text(self) -> str | None:
+        """The stream's last frame, for the snapshot; no older board follows it."""
+        text = await bridge.last_frame_text(self.stream_group)
+        self.shown_seq = bridge.frame_seq(text) if text else None
+        if self.shown_seq is not None and self.held:
+            self.held = [
+                held
+                for held in self.held
+                if not held.is_board_frame or (bridge.frame_seq(held.text) or 0) > self.shown_seq
+            ]
+        return text
 
     async def release(self) -> None:
         """Send what was held, in order, then send messages as they come."""
@@ -131,7 +156,7 @@ class RunConsumer(StreamConsumer):
             await self.close(code=CLOSE_FORBIDDEN)
             return
         metrics = await snapshots.metrics_json.get(self.run_id)
-        frame = await bridge.last_frame_text(self.group)
+        frame = await self.last_frame_text()
         await self.send(text_data=snapshots.encode_snapshot(run, metrics=metrics, frame=frame))
         await self.release()
 
@@ -235,8 +260,8 @@ class PlayConsumer(StreamConsumer):
         self.presence = asyncio.create_task(self._keep_watching())
         play = spec.as_dict()
         play.pop("user_id")
-        frame = await bridge.last_frame(self.joined[0])
-        snapshot = {"play": play, "status": status, "frame": frame}
+        frame = await self.last_frame_text()
+        snapshot = {"play": play, "status": status, "frame": json.loads(frame) if frame else None}
         await self.send(text_data=bridge.encode("snapshot", snapshot))
         await self.release()
 

@@ -42,6 +42,11 @@ class StreamMessage:
     text: str
     frame: PreparedMessage = field(repr=False)
 
+    @property
+    def is_board_frame(self) -> bool:
+        """Whether this is a `frame` message (a board), which the next one supersedes."""
+        return self.text.startswith('{"type":"frame"')  # bridge.encode puts the type first
+
     @classmethod
     def from_bytes(cls, data: bytes) -> StreamMessage:
         """A message from the UTF-8 bytes the bridge published."""

@@ -130,3 +130,51 @@ def test_viewers_opening_a_run_at_once_all_get_its_whole_history(
         assert snapshot["run"]["id"] == run_id
         assert snapshot["metrics"]["total"] == 800
         assert [p["episode"] for p in snapshot["metrics"]["points"]] == list(range(1, 801))
+
+
+@pytest.mark.stack
+@pytest.mark.django_db(transaction=True)
+def test_viewers_joining_a_streaming_run_get_no_board_older_than_their_snapshot(
+    live_daphne: stack.Service,
+) -> None:
+    from visualizer import bridge
+
+    session, run_id = session_and_run("crowd-while-streaming")
+    group = bridge.run_group(run_id)
+
+    async def publish(stop: asyncio.Event) -> None:
+        seq = 0
+        while not stop.is_set():  # 500 boards a second, from the worker's bridge
+            seq += 1
+            await asyncio.wrap_future(bridge.publish_frame(group, {"seq": seq, "board": []}))
+            await asyncio.sleep(0.002)
+
+    async def watch(path: str) -> tuple[int, list[int]]:
+        socket = await open_socket(live_daphne.url, path, session=session)
+        try:
+            snapshot = await receive_json(socket, timeout=60)
+            assert snapshot["type"] == "snapshot"
+            seqs = []
+            while len(seqs) < 20:
+                message = await receive_json(socket, timeout=30)
+                if message["type"] == "frame":
+                    seqs.append(message["seq"])
+            return snapshot["frame"]["seq"], seqs
+        finally:
+            await socket.close()
+
+    async def scenario() -> list[tuple[int, list[int]]]:
+        stop = asyncio.Event()
+        publisher = asyncio.create_task(publish(stop))
+        await asyncio.sleep(0.2)  # the last frame is stored
+        try:
+            return await asyncio.gather(*(watch(f"/ws/runs/{run_id}/") for _ in range(100)))
+        finally:
+            stop.set()
+            await publisher
+
+    for snapshot_seq, seqs in asyncio.run(scenario()):
+        # Boards that arrived while the snapshot was read are superseded by its frame, and
+        # latest-only: never an older board after a newer one.
+        assert seqs[0] > snapshot_seq, (snapshot_seq, seqs[:5])
+        assert seqs == sorted(set(seqs)), seqs
