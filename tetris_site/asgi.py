@@ -8,10 +8,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tetris_site.settings")
 # Django must be set up before the routing imports consumers (and through them, models).
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from channels.sessions import CookieMiddleware, SessionMiddleware  # noqa: E402
 
+from visualizer.crowd import CrowdAuthMiddleware  # noqa: E402
 from visualizer.routing import websocket_urlpatterns  # noqa: E402
 from visualizer.socket_writer import SocketWriterMiddleware  # noqa: E402
 
@@ -20,8 +21,14 @@ application = ProtocolTypeRouter(
         "http": django_asgi_app,
         # Outermost, so it sees daphne's own `send`: the live stream writes frames straight
         # to the sockets (visualizer/socket_writer.py).
+        # Channels' AuthMiddlewareStack, but signing a crowd of sockets in together
+        # (visualizer/crowd.py).
         "websocket": SocketWriterMiddleware(
-            AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
+            AllowedHostsOriginValidator(
+                CookieMiddleware(
+                    SessionMiddleware(CrowdAuthMiddleware(URLRouter(websocket_urlpatterns)))
+                )
+            )
         ),
     }
 )

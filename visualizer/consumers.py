@@ -15,7 +15,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from trainer import plays, selectors, services
 from trainer.exporting import run_summary
 from trainer.models import InvalidTransition, Run
-from visualizer import bridge, snapshots
+from visualizer import bridge, crowd, snapshots
 from visualizer.hub import hub
 from visualizer.socket_writer import SCOPE_KEY, StreamMessage
 
@@ -151,7 +151,7 @@ class RunConsumer(StreamConsumer):
         self.group = bridge.run_group(self.run_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.start_stream(self.group)
-        run = await self._run_for_snapshot()
+        run = await crowd.database.call(self._run_for_snapshot)
         if run is None:
             await self.close(code=CLOSE_FORBIDDEN)
             return
@@ -164,7 +164,6 @@ class RunConsumer(StreamConsumer):
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
-    @database_sync_to_async
     def _run_for_snapshot(self) -> dict | None:
         try:
             run = selectors.run_for_viewer(self.scope["user"], self.run_id)

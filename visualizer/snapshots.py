@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 from collections.abc import Awaitable, Callable, Hashable
 
-from channels.db import database_sync_to_async
-
 from trainer import selectors
 from trainer.models import Run
-from visualizer import bridge
+from visualizer import bridge, crowd
 
 SNAPSHOT_POINTS = 1500
 
@@ -66,13 +65,12 @@ class SharedReads:
                 del self._under_way[key]
 
 
-@database_sync_to_async
 def _read_metrics_json(run_id: int) -> str:
     points, total = selectors.run_metric_points(Run(pk=run_id), max_points=SNAPSHOT_POINTS)
     return json.dumps({"points": points, "total": total}, separators=(",", ":"))
 
 
-metrics_json = SharedReads(_read_metrics_json)
+metrics_json = SharedReads(functools.partial(crowd.database.call, _read_metrics_json))
 
 
 def encode_snapshot(fields: dict, *, metrics: str, frame: str | None) -> str:
