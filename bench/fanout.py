@@ -274,10 +274,10 @@ def drain(url: str, path: str, session: str, viewers: int) -> None:
                     if not head.startswith(b"HTTP/1.1 101"):
                         raise SystemExit(f"the WebSocket handshake failed: {head[:80]!r}")
                     del responses[sock]
-                if data and data[0] & 0x0F == 0x8:  # a close frame, not the snapshot
-                    raise SystemExit("daphne refused a viewer")
-                if data:
-                    waiting.discard(sock)
+                if data and sock in waiting:  # the first frame: the snapshot, not a close
+                    if data[0] & 0x0F == 0x8:
+                        raise SystemExit("daphne refused a viewer")
+                    waiting.remove(sock)
         print("ready", flush=True)
         while True:
             for key, _ in selector.select():
@@ -313,7 +313,8 @@ def watched_and_alone(
             load = None
             if watched:
                 load = drain_viewers(daphne.url, path, session, 100)
-                load.stdout.readline()  # every socket is receiving its snapshot
+                if load.stdout.readline() != "ready\n":  # every socket is receiving its snapshot
+                    raise RuntimeError(f"the 100 viewers failed: exit status {load.wait()}")
             time.sleep(1.0)  # past the snapshots, or past the last closing
             groups = {**processes, "stand-ins": [psutil.Process(load.pid)] if load else []}
             t0, before = time.time(), {k: cpu_seconds(g) for k, g in groups.items()}
@@ -323,6 +324,8 @@ def watched_and_alone(
             window["placements/s"] = probe.placements_per_second(t0, t1)
             pair["watched" if watched else "alone"] = window
             if load is not None:
+                if load.poll() is not None:
+                    raise RuntimeError(f"the 100 viewers stopped: exit status {load.returncode}")
                 load.terminate()
                 load.wait()
         pairs.append(pair)
