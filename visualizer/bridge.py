@@ -52,14 +52,15 @@ def encode(kind: str, payload: dict) -> str:
     return json.dumps({"type": kind, **payload}, separators=(",", ":"))
 
 
-# How `encode` begins every frame (the publishers put `seq` first).
-_FRAME_HEAD = re.compile(r'\{"type":"frame","seq":(\d+)[,}]')
+# How `encode` begins every frame: the publishers put `seq` and `t` first.
+_FRAME_HEAD = re.compile(r'\{"type":"frame","seq":\d+,"t":([0-9.eE+-]+)[,}]')
 
 
-def frame_seq(text: str) -> int | None:
-    """The `seq` of an encoded frame message, without decoding it (None if not a frame)."""
+def frame_time(text: str) -> float | None:
+    """When an encoded frame was published (its `t`), without decoding it; None if it is
+    not a frame."""
     head = _FRAME_HEAD.match(text)
-    return int(head[1]) if head else None
+    return float(head[1]) if head else None
 
 
 class Bridge:

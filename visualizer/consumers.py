@@ -50,9 +50,10 @@ class StreamConsumer(AsyncWebsocketConsumer):
 
     stream_group: str | None = None
     held: list[StreamMessage] | None = None
-    # The seq of the snapshot's board, until a newer board is relayed: boards up to it
-    # are stale for this viewer, however late the hub hands them over.
-    shown_seq: int | None = None
+    # When the snapshot's board was published, until a later board is relayed: boards
+    # up to then are stale for this viewer, however late the hub hands them over. (Not
+    # `seq`: a run that resumes numbers its boards from 1 again.)
+    shown_at: float | None = None
 
     async def start_stream(self, group: str) -> None:
         """Join the hub for `group`, holding its messages until `release`."""
@@ -65,10 +66,10 @@ class StreamConsumer(AsyncWebsocketConsumer):
         Frames are latest-only here too: a viewer still loading is held only the newest
         board, and gets none that its snapshot's board supersedes.
         """
-        if self.shown_seq is not None and message.is_board_frame:
-            if (bridge.frame_seq(message.text) or 0) <= self.shown_seq:
+        if self.shown_at is not None and message.is_board_frame:
+            if self._superseded(message):
                 return
-            self.shown_seq = None
+            self.shown_at = None
         if self.held is not None:
             if message.is_board_frame:
                 self.held = [held for held in self.held if not held.is_board_frame]
@@ -77,16 +78,19 @@ class StreamConsumer(AsyncWebsocketConsumer):
             return
         await self._send_stream(message)
 
+    def _superseded(self, message: StreamMessage) -> bool:
+        """Whether `message` is a board no later than the snapshot's."""
+        if self.shown_at is None or not message.is_board_frame:
+            return False
+        published = bridge.frame_time(message.text)
+        return published is None or published <= self.shown_at
+
     async def last_frame_text(self) -> str | None:
         """The stream's last frame, for the snapshot; no older board follows it."""
         text = await bridge.last_frame_text(self.stream_group)
-        self.shown_seq = bridge.frame_seq(text) if text else None
-        if self.shown_seq is not None and self.held:
-            self.held = [
-                held
-                for held in self.held
-                if not held.is_board_frame or (bridge.frame_seq(held.text) or 0) > self.shown_seq
-            ]
+        self.shown_at = bridge.frame_time(text) if text else None
+        if self.held:
+            self.held = [held for held in self.held if not self._superseded(held)]
         return text
 
     async def release(self) -> None:

@@ -3,6 +3,7 @@ beginning after its callers asked; and over a live daphne, viewers opening a run
 all get the whole stored history."""
 
 import asyncio
+import time
 
 import pytest
 
@@ -146,7 +147,8 @@ def test_viewers_joining_a_streaming_run_get_no_board_older_than_their_snapshot(
         seq = 0
         while not stop.is_set():  # 500 boards a second, from the worker's bridge
             seq += 1
-            await asyncio.wrap_future(bridge.publish_frame(group, {"seq": seq, "board": []}))
+            board = {"seq": seq, "t": time.time(), "board": []}
+            await asyncio.wrap_future(bridge.publish_frame(group, board))
             await asyncio.sleep(0.002)
 
     async def watch(path: str) -> tuple[int, list[int]]:
@@ -178,3 +180,30 @@ def test_viewers_joining_a_streaming_run_get_no_board_older_than_their_snapshot(
         # latest-only: never an older board after a newer one.
         assert seqs[0] > snapshot_seq, (snapshot_seq, seqs[:5])
         assert seqs == sorted(set(seqs)), seqs
+
+
+@pytest.mark.stack
+@pytest.mark.django_db(transaction=True)
+def test_a_run_that_resumes_numbering_its_boards_from_one_reaches_a_viewer_at_once(
+    live_daphne: stack.Service,
+) -> None:
+    from visualizer import bridge
+
+    session, run_id = session_and_run("resumed-numbering")
+    group = bridge.run_group(run_id)
+
+    async def scenario() -> tuple[int, int]:
+        # The stopped run's last board, then the resumed run's first.
+        last = {"seq": 5000, "t": time.time(), "board": []}
+        await asyncio.wrap_future(bridge.publish_frame(group, last))
+        socket = await open_socket(live_daphne.url, f"/ws/runs/{run_id}/", session=session)
+        try:
+            snapshot = await receive_json(socket, timeout=30)
+            resumed = {"seq": 1, "t": time.time(), "board": []}
+            await asyncio.wrap_future(bridge.publish_frame(group, resumed))
+            frame = await receive_json(socket, timeout=10)
+            return snapshot["frame"]["seq"], frame["seq"]
+        finally:
+            await socket.close()
+
+    assert asyncio.run(scenario()) == (5000, 1)
