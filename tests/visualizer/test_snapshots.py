@@ -133,22 +133,26 @@ def test_viewers_opening_a_run_at_once_all_get_its_whole_history(
         assert [p["episode"] for p in snapshot["metrics"]["points"]] == list(range(1, 801))
 
 
+async def publish_board(run_id: int, seq: int) -> None:
+    """A board from the worker's bridge, numbered and stamped as the publishers do."""
+    from visualizer import bridge
+
+    board = {"seq": seq, "t": time.time(), "board": []}
+    await asyncio.wrap_future(bridge.publish_frame(bridge.run_group(run_id), board))
+
+
 @pytest.mark.stack
 @pytest.mark.django_db(transaction=True)
 def test_viewers_joining_a_streaming_run_get_no_board_older_than_their_snapshot(
     live_daphne: stack.Service,
 ) -> None:
-    from visualizer import bridge
-
     session, run_id = session_and_run("crowd-while-streaming")
-    group = bridge.run_group(run_id)
 
     async def publish(stop: asyncio.Event) -> None:
         seq = 0
-        while not stop.is_set():  # 500 boards a second, from the worker's bridge
+        while not stop.is_set():  # 500 boards a second
             seq += 1
-            board = {"seq": seq, "t": time.time(), "board": []}
-            await asyncio.wrap_future(bridge.publish_frame(group, board))
+            await publish_board(run_id, seq)
             await asyncio.sleep(0.002)
 
     async def watch(path: str) -> tuple[int, list[int]]:
@@ -187,20 +191,14 @@ def test_viewers_joining_a_streaming_run_get_no_board_older_than_their_snapshot(
 def test_a_run_that_resumes_numbering_its_boards_from_one_reaches_a_viewer_at_once(
     live_daphne: stack.Service,
 ) -> None:
-    from visualizer import bridge
-
     session, run_id = session_and_run("resumed-numbering")
-    group = bridge.run_group(run_id)
 
     async def scenario() -> tuple[int, int]:
-        # The stopped run's last board, then the resumed run's first.
-        last = {"seq": 5000, "t": time.time(), "board": []}
-        await asyncio.wrap_future(bridge.publish_frame(group, last))
+        await publish_board(run_id, 5000)  # the stopped run's last board
         socket = await open_socket(live_daphne.url, f"/ws/runs/{run_id}/", session=session)
         try:
             snapshot = await receive_json(socket, timeout=30)
-            resumed = {"seq": 1, "t": time.time(), "board": []}
-            await asyncio.wrap_future(bridge.publish_frame(group, resumed))
+            await publish_board(run_id, 1)  # the resumed run's first
             frame = await receive_json(socket, timeout=10)
             return snapshot["frame"]["seq"], frame["seq"]
         finally:
