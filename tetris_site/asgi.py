@@ -19,9 +19,9 @@ from visualizer.socket_writer import SocketWriterMiddleware  # noqa: E402
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        # Outermost, so it sees daphne's own `send`: the live stream writes frames straight
-        # to the sockets (visualizer/socket_writer.py).
-        # Channels' AuthMiddlewareStack, but signing a crowd of sockets in together
+        # The writer outermost, so it sees daphne's own `send`: the live stream writes
+        # frames straight to the sockets (visualizer/socket_writer.py). Inside, Channels'
+        # AuthMiddlewareStack, except that a crowd of sockets is signed in together
         # (visualizer/crowd.py).
         "websocket": SocketWriterMiddleware(
             AllowedHostsOriginValidator(
