@@ -20,7 +20,7 @@ from visualizer.hub import hub
 from visualizer.socket_writer import SCOPE_KEY, StreamMessage
 
 MAX_MESSAGE_BYTES = 4096
-# Messages held for a viewer while its snapshot is read: minutes of metric batches.
+# Messages held for a viewer while its snapshot is read: a minute of metric batches.
 MAX_HELD_MESSAGES = 256
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
