@@ -70,6 +70,11 @@ def train_command(args: argparse.Namespace) -> int:
         f"last {min(result.episodes, 100)} games {result.recent_mean_lines:.1f} lines on average; "
         f"checkpoint {result.checkpoint}"
     )
+    if result.best_checkpoint:
+        print(
+            f"best-evaluated policy: {result.best_checkpoint} (95% lower bound "
+            f"{result.best_evaluation:,.0f} lines per game on the selection seeds)"
+        )
     return 0
 
 
@@ -97,15 +102,29 @@ def format_table(result: EvalResult) -> str:
         ("games", f"{result.games}"),
         ("piece cap", cap),
         ("time budget", budget),
-        ("mean lines", f"{result.mean_lines:,.1f}"),
+        ("mean lines", format_interval(result)),
         ("median lines", f"{result.median_lines:,.1f}"),
         ("min lines", f"{result.min_lines:,}"),
         ("max lines", f"{result.max_lines:,}"),
+        ("ended", f"{result.ended} of {result.games} games before the cap"),
         ("cut short", f"{result.truncated} (by the cap or the time budget)"),
         ("seconds", f"{result.seconds:.1f}"),
     ]
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
+def format_interval(result: EvalResult) -> str:
+    """The estimated mean with its 95% interval, or its lower bound when no game ended."""
+    if result.ci95_high is None:
+        return (
+            f"at least {result.ci95_low:,.0f} (95% lower bound; no game ended, "
+            f"{result.mean_lines:,.1f} lines per game played)"
+        )
+    return (
+        f"{result.mean_lines:,.1f} (95% interval {result.ci95_low:,.0f} to "
+        f"{result.ci95_high:,.0f}, {result.interval_method})"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,7 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     train_parser.set_defaults(handler=train_command)
 
     evaluate_parser = commands.add_parser("evaluate", help="evaluate a policy")
-    evaluate_parser.add_argument("policy", help="checkpoint file or folder, or dellacherie / bcts")
+    evaluate_parser.add_argument(
+        "policy", help="checkpoint file, run folder (its best policy) or dellacherie / bcts"
+    )
     evaluate_parser.add_argument("--games", type=int, default=20)
     evaluate_parser.add_argument("--piece-cap", type=int, default=0, help="0 = none")
     evaluate_parser.add_argument("--time-budget", type=float, help="seconds (default: none)")

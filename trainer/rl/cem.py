@@ -19,7 +19,7 @@ import torch
 
 from trainer.rl.config import TrainConfig
 from trainer.rl.events import MAX_REPLAY_PIECES
-from trainer.rl.policies import play_linear_in_threads
+from trainer.rl.policies import LinearPolicy, play_linear_in_threads
 from trainer.rl.run import RunContext, numpy_rng_state, restore_numpy_rng
 from trainer.tetris import FEATURE_SETS, TetrisGame
 
@@ -118,6 +118,8 @@ def train_cem(config: TrainConfig, run: RunContext, resumed: dict[str, Any] | No
             run.total_pieces += game.pieces
             replay = functools.partial(replay_linear_game, game, weights)
             run.end_episode(game, game.lines, None, None, extra, replay)
+        if run.evaluation_due():
+            run.evaluate(LinearPolicy(f"generation {generation}", mean, FEATURE_SET), policy())
         if run.checkpoint_due():
             run.save(state(), policy())
 

@@ -11,6 +11,9 @@ from typing import Any
 import torch
 
 CHECKPOINT_NAME = "checkpoint.pt"
+# The best-evaluated greedy policy of a run, beside its latest checkpoint: a policy only,
+# with no learner state, so it is played and evaluated but never resumed from.
+BEST_CHECKPOINT_NAME = "best.pt"
 FORMAT_VERSION = 1
 
 
@@ -18,6 +21,14 @@ def checkpoint_path(path: str | Path) -> Path:
     """The checkpoint file named by `path`: the file itself, or the checkpoint inside a folder."""
     path = Path(path)
     return path / CHECKPOINT_NAME if path.is_dir() or not path.suffix else path
+
+
+def policy_checkpoint_path(path: str | Path) -> Path:
+    """The checkpoint a policy is played from: a folder's best-evaluated one, if it has one."""
+    path = Path(path)
+    if path.is_dir() and (path / BEST_CHECKPOINT_NAME).is_file():
+        return path / BEST_CHECKPOINT_NAME
+    return checkpoint_path(path)
 
 
 def save_checkpoint(payload: dict[str, Any], path: Path) -> Path:

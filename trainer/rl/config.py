@@ -77,6 +77,14 @@ class TrainConfig:
     """live board frames sent to callbacks per second (0 = off)"""
     checkpoint_every_s: float = _spec(60.0, low=1.0, high=86_400.0)
     """seconds between checkpoints (one more is written when the run ends)"""
+    eval_every_pieces: int = _spec(50_000, low=0, high=10**15)
+    """training placements between evaluations of the greedy policy on held-out seeds; the
+    best-evaluated policy is kept as the run's `best` checkpoint (0 = never)"""
+    eval_games: int = _spec(10, low=1, high=1_000)
+    """games each periodic evaluation plays"""
+    eval_piece_cap: int = _spec(10_000, low=1, high=10**9)
+    """pieces after which a periodic evaluation game is cut (its interval counts it as
+    censored: it would have gone on)"""
     threads: int = _spec(2, low=1, high=256)
     """CPU threads, never processes: dqn learns on a second thread while games play (1 = one
     thread, same results); cem plays its games on this many threads"""
@@ -327,5 +335,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "max_minutes": 60.0,
         "cem_train_height": 13,
         "cem_noise_decay_generations": 120,
+        # a policy of millions of lines: a long cap, so every few minutes
+        "eval_every_pieces": 500_000_000,
+        "eval_piece_cap": 1_000_000,
     },
 }

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from trainer.rl.config import TrainConfig
 from trainer.rl.features import afterstate_features, feature_names
 from trainer.rl.network import ValueNetwork
-from trainer.rl.policies import greedy_actions
+from trainer.rl.policies import ValueNetPolicy, greedy_actions
 from trainer.rl.replay import ReplayBuffer
 from trainer.rl.run import RunContext, TrainingDiverged, numpy_rng_state, restore_numpy_rng
 
@@ -130,6 +130,15 @@ def train_dqn(config: TrainConfig, run: RunContext, resumed: dict[str, Any] | No
     learning_starts = run.total_pieces + max(config.learning_starts, config.batch_size)
     inputs_standardised = resumed is not None
 
+    def policy() -> dict[str, Any]:
+        return {
+            "kind": "value_net",
+            "features": config.features,
+            "hidden_size": config.hidden_size,
+            "gamma": config.gamma,
+            "state_dict": learner.value.state_dict(),
+        }
+
     def checkpoint() -> None:
         losses.extend(learner.finish())
         state = {
@@ -140,14 +149,13 @@ def train_dqn(config: TrainConfig, run: RunContext, resumed: dict[str, Any] | No
             "torch_rng": torch.get_rng_state(),
             "updates": learner.updates,
         }
-        policy = {
-            "kind": "value_net",
-            "features": config.features,
-            "hidden_size": config.hidden_size,
-            "gamma": config.gamma,
-            "state_dict": learner.value.state_dict(),
-        }
-        run.save(state, policy)
+        run.save(state, policy())
+
+    def evaluation() -> None:
+        # The acting network catches up with every update so far; the learner waits.
+        losses.extend(learner.finish())
+        name = f"episode {run.episodes}"
+        run.evaluate(ValueNetPolicy(name, learner.acting, config.features, config.gamma), policy())
 
     # the games, played in lockstep
     games = [run.new_game(rng) for _ in range(config.num_envs)]
@@ -218,6 +226,8 @@ def train_dqn(config: TrainConfig, run: RunContext, resumed: dict[str, Any] | No
                 poison = learner.updates == config.inject_nan_at_update
                 updates.append(Update(batch, lr, learner.updates, poison))
             learner.start(updates)
+            if run.evaluation_due():
+                evaluation()
             if run.checkpoint_due():
                 checkpoint()
         checkpoint()

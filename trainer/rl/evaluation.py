@@ -1,4 +1,4 @@
-"""Greedy evaluation on a fixed list of seeds that training never uses."""
+"""Greedy evaluation on fixed lists of seeds that training never uses, with a 95% interval."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainer.rl.confidence import MeanInterval, score_interval
 from trainer.rl.events import MAX_REPLAY_PIECES, BestGame, Callback
 from trainer.rl.policies import (
     LinearPolicy,
@@ -21,11 +22,20 @@ from trainer.tetris import TetrisGame
 
 # Training games draw seeds below this; evaluation seeds start here, so they never overlap.
 EVAL_SEED_BASE = 2**31
+# A run's periodic evaluations, which choose its best checkpoint, play seeds from here on:
+# the evaluation that reports the chosen checkpoint's score never sees the games it was
+# chosen on, so the choice does not inflate the score.
+SELECTION_SEED_BASE = EVAL_SEED_BASE + 2**30
 
 
 def evaluation_seeds(games: int) -> list[int]:
     """The fixed evaluation seeds: the same list for every policy and every run."""
     return [EVAL_SEED_BASE + i for i in range(games)]
+
+
+def selection_seeds(games: int) -> list[int]:
+    """The seeds of a run's periodic evaluations, apart from both training and evaluation."""
+    return [SELECTION_SEED_BASE + i for i in range(games)]
 
 
 @dataclass
@@ -37,6 +47,17 @@ class EvalResult:
     lines: list[int]
     pieces: list[int]
     mean_lines: float
+    """estimated mean lines per game: lines over all games / games that ended (a cut game is
+    right-censored). When no game ended the estimate is unbounded: this is then the lines per
+    game played, and `ci95_low` says more"""
+    ci95_low: float
+    """95% lower bound of the mean (one-sided when no game ended)"""
+    ci95_high: float | None
+    """95% upper bound of the mean; None when no game ended"""
+    ended: int
+    """games that ended by themselves, before the cap or the time budget"""
+    interval_method: str
+    """`exponential` (censored maximum likelihood) or `bootstrap` (the fit was rejected)"""
     median_lines: float
     min_lines: int
     max_lines: int
@@ -65,10 +86,12 @@ def evaluate(
     randomizer: str = "uniform",
     threads: int = 2,
     callbacks: Sequence[Callback] = (),
+    keep_going: Callable[[], bool] = lambda: True,
 ) -> EvalResult:
     """Play greedy games on fixed seeds, each to game over, `piece_cap` or the time budget.
 
-    The callbacks get the best game (most lines, the first on ties) as a BestGame.
+    Once `keep_going()` is false the games are left where they are, like the time budget
+    leaves them. The callbacks get the best game (most lines, the first on ties) as a BestGame.
     """
     if isinstance(policy, str | Path):
         policy = load_policy(policy)
@@ -92,12 +115,19 @@ def evaluate(
             policy.feature_set,
             piece_cap=piece_cap,
             threads=threads,
-            keep_going=lambda: time.monotonic() < deadline,
+            keep_going=lambda: time.monotonic() < deadline and keep_going(),
             on_game_over=game_over,
         )
     else:
         with one_torch_thread():
-            _play_in_lockstep(policy, boards, piece_cap, deadline, game_over, histories)
+            _play_in_lockstep(
+                policy,
+                boards,
+                piece_cap,
+                lambda: time.monotonic() < deadline and keep_going(),
+                game_over,
+                histories,
+            )
     lines = [board.lines for board in boards]
     if callbacks:
         best = max(range(len(boards)), key=lambda index: (lines[index], -index))
@@ -110,12 +140,17 @@ def evaluate(
         game = BestGame.of("eval", board, histories[best], best + 1)
         for callback in callbacks:
             callback.on_best_game(game)
+    interval: MeanInterval = score_interval(lines, [board.game_over for board in boards])
     return EvalResult(
         policy=policy.name,
         games=len(boards),
         lines=lines,
         pieces=[board.pieces for board in boards],
-        mean_lines=statistics.fmean(lines),
+        mean_lines=interval.mean,
+        ci95_low=interval.low,
+        ci95_high=interval.high,
+        ended=interval.ended,
+        interval_method=interval.method,
         median_lines=statistics.median(lines),
         min_lines=min(lines),
         max_lines=max(lines),
@@ -131,7 +166,7 @@ def _play_in_lockstep(
     policy: Policy,
     boards: list[TetrisGame],
     piece_cap: int,
-    deadline: float,
+    keep_going: Callable[[], bool],
     game_over: Callable[[int], None],
     histories: list[bytearray],
 ) -> None:
@@ -140,7 +175,7 @@ def _play_in_lockstep(
     Each game's placements go to its history, up to MAX_REPLAY_PIECES.
     """
     active = list(range(len(boards)))
-    while active and time.monotonic() < deadline:
+    while active and keep_going():
         for index, action in zip(active, policy.choose([boards[i] for i in active]), strict=True):
             boards[index].step(action)
             if len(histories[index]) < MAX_REPLAY_PIECES:

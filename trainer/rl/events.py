@@ -97,6 +97,36 @@ class CheckpointInfo:
     episode: int
     total_pieces: int
     wall_time: float
+    kind: str = "latest"
+    """`latest` (the learner's whole state, to resume from) or `best` (the best-evaluated
+    greedy policy so far, to play and evaluate)"""
+
+
+@dataclass
+class Evaluation:
+    """A periodic evaluation of the run's greedy policy on held-out seeds."""
+
+    episode: int
+    total_pieces: int
+    wall_time: float
+    games: int
+    piece_cap: int
+    mean_lines: float
+    """estimated mean lines per game (cut games counted as censored)"""
+    ci95_low: float
+    ci95_high: float | None
+    """None when no game ended: the mean has only a lower bound"""
+    ended: int
+    median_lines: float
+    min_lines: int
+    max_lines: int
+    seconds: float
+    best: bool
+    """whether this policy became the run's best, kept as its `best` checkpoint"""
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-safe dict."""
+        return dataclasses.asdict(self)
 
 
 class Callback:
@@ -113,3 +143,6 @@ class Callback:
 
     def on_best_game(self, g: BestGame) -> None:
         """Called when a game beats the best so far (the first game always does)."""
+
+    def on_evaluation(self, e: Evaluation) -> None:
+        """Called after each periodic evaluation, before its `best` checkpoint (if any)."""

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from trainer.rl.checkpoint import checkpoint_path, load_checkpoint
+from trainer.rl.checkpoint import load_checkpoint, policy_checkpoint_path
 from trainer.rl.features import afterstate_features, feature_names
 from trainer.rl.network import ValueNetwork
 from trainer.tetris import BCTS_WEIGHTS, DELLACHERIE_WEIGHTS, FEATURE_SETS, TetrisGame
@@ -98,12 +98,16 @@ def one_torch_thread() -> Iterator[None]:
 
 
 def load_policy(policy: str | Path) -> Policy:
-    """A reference controller by name ("dellacherie", "bcts") or the policy in a checkpoint."""
+    """A reference controller by name ("dellacherie", "bcts") or the policy in a checkpoint.
+
+    A run's folder gives its best-evaluated policy, or its latest one if none was evaluated.
+    """
     if isinstance(policy, str) and policy in REFERENCE_POLICIES:
         return REFERENCE_POLICIES[policy]
-    payload = load_checkpoint(policy)
+    file = policy_checkpoint_path(policy)
+    payload = load_checkpoint(file)
     spec = payload["policy"]
-    name = str(checkpoint_path(policy))
+    name = str(file)
     if spec["kind"] == "linear":
         return LinearPolicy(name, spec["weights"].double().numpy(), spec["feature_set"])
     network = ValueNetwork(len(feature_names(spec["features"])), spec["hidden_size"])

@@ -12,15 +12,37 @@ from typing import Any
 
 import numpy as np
 
-from trainer.rl.checkpoint import CHECKPOINT_NAME, save_checkpoint
+from trainer.rl.checkpoint import BEST_CHECKPOINT_NAME, CHECKPOINT_NAME, save_checkpoint
 from trainer.rl.config import TrainConfig
-from trainer.rl.events import BestGame, Callback, CheckpointInfo, EpisodeMetrics, Frame
+from trainer.rl.evaluation import EvalResult, evaluate, selection_seeds
+from trainer.rl.events import (
+    BestGame,
+    Callback,
+    CheckpointInfo,
+    EpisodeMetrics,
+    Evaluation,
+    Frame,
+)
+from trainer.rl.policies import Policy
 from trainer.tetris import PIECE_NAMES, TetrisGame
 
 # Training games draw their seeds below this bound; evaluation seeds lie above it.
 TRAIN_SEED_LIMIT = 2**31
 STOP_POLL_S = 0.25
 RECENT_EPISODES = 100
+# What a periodic evaluation reports of its EvalResult.
+EVALUATION_FIGURES = (
+    "games",
+    "piece_cap",
+    "mean_lines",
+    "ci95_low",
+    "ci95_high",
+    "ended",
+    "median_lines",
+    "min_lines",
+    "max_lines",
+    "seconds",
+)
 
 
 class TrainingDiverged(RuntimeError):
@@ -38,6 +60,10 @@ class TrainResult:
     wall_time: float
     stopped: bool
     checkpoint: Path | None
+    best_checkpoint: Path | None = None
+    """the best-evaluated policy's checkpoint; None if no evaluation ran"""
+    best_evaluation: float | None = None
+    """the 95% lower bound of that policy's mean lines per game in its periodic evaluation"""
 
 
 class RunContext:
@@ -55,6 +81,7 @@ class RunContext:
         self.callbacks = list(callbacks)
         self.should_stop = should_stop
         self.checkpoint_file = checkpoint_dir / CHECKPOINT_NAME if checkpoint_dir else None
+        self.best_file = checkpoint_dir / BEST_CHECKPOINT_NAME if checkpoint_dir else None
         progress = progress or {}
         self.episodes: int = progress.get("episodes", 0)
         self.total_pieces: int = progress.get("total_pieces", 0)
@@ -66,8 +93,11 @@ class RunContext:
         self._next_poll = 0.0
         self._next_frame = 0.0
         self._next_checkpoint = self._started + config.checkpoint_every_s
+        self._next_evaluation = self.total_pieces + config.eval_every_pieces
+        self.best_evaluation: float | None = progress.get("best_evaluation")
         self.stop_requested = False
         self.last_checkpoint: Path | None = None
+        self.best_checkpoint: Path | None = None
 
     @property
     def wall_time(self) -> float:
@@ -164,6 +194,12 @@ class RunContext:
         self._next_checkpoint = time.monotonic() + self.config.checkpoint_every_s
         if self.checkpoint_file is None:
             return None
+        self.last_checkpoint = self._write(self.checkpoint_file, "latest", state, policy)
+        return self.last_checkpoint
+
+    def _write(
+        self, path: Path, kind: str, state: dict[str, Any] | None, policy: dict[str, Any]
+    ) -> Path:
         wall_time = self.wall_time
         payload = {
             "config": self.config.to_dict(),
@@ -173,15 +209,60 @@ class RunContext:
                 "best_lines": self.best_lines,
                 "recent_lines": list(self.recent_lines),
                 "wall_time": wall_time,
+                "best_evaluation": self.best_evaluation,
             },
             "state": state,
             "policy": policy,
         }
-        self.last_checkpoint = save_checkpoint(payload, self.checkpoint_file)
-        info = CheckpointInfo(self.last_checkpoint, self.episodes, self.total_pieces, wall_time)
+        written = save_checkpoint(payload, path)
+        info = CheckpointInfo(written, self.episodes, self.total_pieces, wall_time, kind)
         for callback in self.callbacks:
             callback.on_checkpoint(info)
-        return self.last_checkpoint
+        return written
+
+    def evaluation_due(self) -> bool:
+        """Whether `eval_every_pieces` placements have passed since the last evaluation."""
+        every = self.config.eval_every_pieces
+        return bool(every) and self.total_pieces >= self._next_evaluation
+
+    def evaluate(self, policy: Policy, spec: dict[str, Any]) -> EvalResult | None:
+        """Evaluate the greedy `policy` on the selection seeds; keep it if it ranks best yet.
+
+        `spec` is the policy as a checkpoint stores it. An evaluation cut short by a stop or
+        the budget is dropped (None): its games did not all get their chance.
+        """
+        config = self.config
+        self._next_evaluation = self.total_pieces + config.eval_every_pieces
+        result = evaluate(
+            policy,
+            seeds=selection_seeds(config.eval_games),
+            piece_cap=config.eval_piece_cap,
+            width=config.width,
+            height=config.height,
+            randomizer=config.randomizer,
+            threads=config.threads,
+            keep_going=lambda: not self.finished(),
+        )
+        if self.finished():
+            return None
+        # Ranked by the 95% lower bound: with games cut at the cap the estimate can be
+        # unbounded, and a policy whose every game outlived the cap beats one that lost one.
+        best = self.best_evaluation is None or result.ci95_low > self.best_evaluation
+        if best:
+            self.best_evaluation = result.ci95_low
+        figures = {name: getattr(result, name) for name in EVALUATION_FIGURES}
+        report = Evaluation(
+            episode=self.episodes,
+            total_pieces=self.total_pieces,
+            wall_time=self.wall_time,
+            best=best,
+            **figures,
+        )
+        for callback in self.callbacks:
+            callback.on_evaluation(report)
+        if best and self.best_file is not None:
+            self.best_checkpoint = self._write(self.best_file, "best", None, spec)
+        return result
 
     def result(self) -> TrainResult:
         """The run's outcome so far."""
@@ -194,6 +275,8 @@ class RunContext:
             wall_time=self.wall_time,
             stopped=self.stop_requested,
             checkpoint=self.last_checkpoint,
+            best_checkpoint=self.best_checkpoint,
+            best_evaluation=self.best_evaluation,
         )
 
 
