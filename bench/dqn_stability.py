@@ -23,20 +23,32 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from trainer.rl import Callback, TrainConfig, train
+from trainer.rl import Callback, EpisodeMetrics, TrainConfig, train
 from trainer.rl.events import Evaluation
 
 DEFAULT_VARIANTS = ["baseline"]
 
 
+# A greedy training game that clears fewer lines than this is a lost one: a trained agent
+# clears thousands, random placements none.
+LOST_GAME_LINES = 10
+
+
 class Evaluations(Callback):
-    """Keeps every periodic evaluation."""
+    """Keeps every periodic evaluation, and counts greedy training games lost early."""
 
     def __init__(self) -> None:
         self.seen: list[Evaluation] = []
+        self.greedy_games = 0
+        self.lost_games = 0
 
     def on_evaluation(self, e: Evaluation) -> None:
         self.seen.append(e)
+
+    def on_episode(self, m: EpisodeMetrics) -> None:
+        if m.epsilon == 0.0:
+            self.greedy_games += 1
+            self.lost_games += m.lines < LOST_GAME_LINES
 
 
 def parse_variant(text: str) -> tuple[str, dict]:
@@ -76,6 +88,8 @@ def run_one(name: str, overrides: dict, seed: int, args: argparse.Namespace) -> 
         "final": means[-1],
         "worst_after_best": min(after),
         "final_over_best": means[-1] / best if best else 0.0,
+        "greedy_games": recorder.greedy_games,
+        "lost_games": recorder.lost_games,
     }
 
 
@@ -83,8 +97,8 @@ def summary(rows: list[dict]) -> str:
     """A markdown table: one line per variant."""
     lines = [
         "| variant | seeds | best eval (median) | final eval (median) | final / best, each seed "
-        "| seeds whose final < 20% of best |",
-        "|---|---|---|---|---|---|",
+        "| seeds whose final < 20% of best | greedy training games lost (< 10 lines) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name in dict.fromkeys(row["variant"] for row in rows):
         mine = [row for row in rows if row["variant"] == name]
@@ -93,7 +107,8 @@ def summary(rows: list[dict]) -> str:
         lines.append(
             f"| {name} | {len(mine)} | {statistics.median(r['best'] for r in mine):,.0f} "
             f"| {statistics.median(r['final'] for r in mine):,.0f} | {ratios} "
-            f"| {collapsed} of {len(mine)} |"
+            f"| {collapsed} of {len(mine)} "
+            f"| {sum(r['lost_games'] for r in mine)} of {sum(r['greedy_games'] for r in mine)} |"
         )
     return "\n".join(lines)
 
@@ -103,9 +118,9 @@ def main() -> None:
     parser.add_argument("--variant", action="append", help="NAME[=key=value,...]")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--pieces", type=int, default=250_000)
-    parser.add_argument("--eval-every", type=int, default=25_000)
+    parser.add_argument("--eval-every", type=int, default=50_000)
     parser.add_argument("--eval-games", type=int, default=10)
-    parser.add_argument("--eval-cap", type=int, default=5_000)
+    parser.add_argument("--eval-cap", type=int, default=20_000)
     parser.add_argument("--out", default="bench/results/dqn_stability.jsonl")
     args = parser.parse_args()
     variants = [parse_variant(text) for text in args.variant or DEFAULT_VARIANTS]
@@ -121,7 +136,8 @@ def main() -> None:
                 file.flush()
                 print(
                     f"{name} seed {seed}: best {row['best']:,.0f}, final {row['final']:,.0f}, "
-                    f"evaluations {[round(e['mean_lines']) for e in row['evaluations']]} "
+                    f"evaluations {[round(e['mean_lines']) for e in row['evaluations']]}, "
+                    f"lost {row['lost_games']} of {row['greedy_games']} greedy games "
                     f"({row['seconds']:.0f} s)",
                     flush=True,
                 )

@@ -10,7 +10,7 @@ import math
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from trainer.models import Metric, Run
+from trainer.models import BestGame, Checkpoint, Evaluation, Metric, Run
 from trainer.selectors import METRIC_FIELDS
 
 CSV_COLUMNS = (*METRIC_FIELDS, "extra")
@@ -101,6 +101,74 @@ def run_summary(run: Run) -> dict:
         "best_lines": run.best_lines,
         "recent_mean_lines": run.recent_mean_lines,
         "wall_time": run.wall_time,
+        "best_evaluation": run.best_evaluation,
+    }
+
+
+# The figures of an evaluation that every place showing one shows.
+EVALUATION_FIELDS = (
+    "id",
+    "kind",
+    "status",
+    "episode",
+    "total_pieces",
+    "wall_time",
+    "games",
+    "games_done",
+    "piece_cap",
+    "mean_lines",
+    "ci95_low",
+    "ci95_high",
+    "ended",
+    "median_lines",
+    "min_lines",
+    "max_lines",
+    "seconds",
+    "best",
+)
+
+
+def evaluation_summary(evaluation: Evaluation) -> dict:
+    """An evaluation's figures as JSON-safe data."""
+    return {
+        **{name: getattr(evaluation, name) for name in EVALUATION_FIELDS},
+        "created_at": evaluation.created_at.isoformat(),
+    }
+
+
+def best_game_summary(game: BestGame | None) -> dict | None:
+    """A best game as the viewer lists it (without its placements)."""
+    if game is None:
+        return None
+    return {"lines": game.lines, "pieces": game.pieces, "episode": game.episode}
+
+
+def best_games_summary(run_id: int) -> dict[str, dict | None]:
+    """The run's best game of each kind (None where it has none yet)."""
+    best = {game.kind: game for game in BestGame.objects.filter(run_id=run_id).defer("actions")}
+    return {kind: best_game_summary(best.get(kind)) for kind in BestGame.Kind.values}
+
+
+def run_watch_lists(run: Run) -> dict:
+    """What the viewer lists beside the board: evaluations, checkpoints, best games."""
+    checkpoints = Checkpoint.objects.filter(run=run).order_by("-episode", "-id")
+    evaluations = Evaluation.objects.filter(run=run).order_by("created_at", "id")
+    return {
+        "evaluations": [evaluation_summary(e) for e in evaluations],
+        "checkpoints": [checkpoint_summary(c) for c in checkpoints],
+        "best_games": best_games_summary(run.pk),
+    }
+
+
+def checkpoint_summary(checkpoint: Checkpoint) -> dict:
+    """A checkpoint as the viewer lists it."""
+    return {
+        "id": checkpoint.pk,
+        "kind": checkpoint.kind,
+        "episode": checkpoint.episode,
+        "total_pieces": checkpoint.total_pieces,
+        "wall_time": checkpoint.wall_time,
+        "created_at": checkpoint.created_at.isoformat(),
     }
 
 

@@ -71,6 +71,9 @@ class Run(models.Model):
     wall_time = models.FloatField(default=0.0, help_text="seconds trained, over all attempts")
     # A few dozen (episode, mean lines) points, so lists can draw a curve without a query.
     curve = models.JSONField(default=list, blank=True)
+    # The figures of the evaluation that chose the kept `best` checkpoint, so lists show the
+    # run's score and its interval without a query; null until a periodic evaluation ran.
+    best_evaluation = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -182,7 +185,12 @@ def checkpoint_upload_to(instance: Checkpoint, filename: str) -> str:
 class Checkpoint(models.Model):
     """A saved model of a run, as a file under the media root."""
 
+    class Kind(models.TextChoices):
+        LATEST = "latest", "latest (resumable)"
+        BEST = "best", "best evaluated"
+
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="checkpoints")
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.LATEST)
     file = models.FileField(upload_to=checkpoint_upload_to, max_length=500)
     episode = models.BigIntegerField()
     total_pieces = models.BigIntegerField()
@@ -195,7 +203,61 @@ class Checkpoint(models.Model):
         indexes = [models.Index(fields=["run", "-created_at"])]
 
     def __str__(self) -> str:
-        return f"run {self.run_id} checkpoint @ episode {self.episode}"
+        return f"run {self.run_id} {self.kind} checkpoint @ episode {self.episode}"
+
+
+class Evaluation(models.Model):
+    """Greedy games of one of a run's policies on held-out seeds, with a 95% interval.
+
+    `periodic` evaluations run inside training on the selection seeds and choose the kept
+    `best` checkpoint; `requested` ones (manage.py evaluate, the API) play the evaluation
+    seeds, in chunks on the `evaluate` workers, and are the unbiased score of a policy.
+    """
+
+    class Kind(models.TextChoices):
+        PERIODIC = "periodic"
+        REQUESTED = "requested"
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="evaluations")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.DONE)
+    checkpoint = models.ForeignKey(
+        Checkpoint, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    episode = models.BigIntegerField(help_text="training games played when the policy was taken")
+    total_pieces = models.BigIntegerField()
+    wall_time = models.FloatField(help_text="seconds trained when the policy was taken")
+    games = models.PositiveIntegerField()
+    games_done = models.PositiveIntegerField(default=0)
+    piece_cap = models.BigIntegerField(help_text="0 = none")
+    mean_lines = models.FloatField(null=True, blank=True)
+    ci95_low = models.FloatField(null=True, blank=True)
+    ci95_high = models.FloatField(
+        null=True, blank=True, help_text="null when no game ended: only a lower bound"
+    )
+    ended = models.PositiveIntegerField(null=True, blank=True)
+    median_lines = models.FloatField(null=True, blank=True)
+    min_lines = models.BigIntegerField(null=True, blank=True)
+    max_lines = models.BigIntegerField(null=True, blank=True)
+    seconds = models.FloatField(default=0.0)
+    best = models.BooleanField(
+        default=False, help_text="periodic: this policy became the run's kept best"
+    )
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "created_at", "id"]
+        indexes = [models.Index(fields=["run", "kind", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} {self.kind} evaluation @ episode {self.episode}"
 
 
 class BestGame(models.Model):

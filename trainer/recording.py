@@ -7,19 +7,15 @@ heartbeat is refreshed at every write and at least every few seconds in between.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import time
 from collections import deque
-from pathlib import Path
 
-from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
 
 from trainer import services
-from trainer.models import Checkpoint, Metric, Run
-from trainer.rl.events import BestGame, Callback, CheckpointInfo, EpisodeMetrics
+from trainer.models import Metric, Run
+from trainer.rl.events import BestGame, Callback, CheckpointInfo, EpisodeMetrics, Evaluation
 from trainer.selectors import METRIC_FIELDS
 
 log = logging.getLogger(__name__)
@@ -29,7 +25,6 @@ HEARTBEAT_SECONDS = 5.0
 STOP_POLL_SECONDS = 0.5
 RECENT_EPISODES = 100
 CURVE_POINTS = 64
-CHECKPOINTS_KEPT = 10
 
 
 class Curve:
@@ -154,27 +149,13 @@ class RunRecorder(BestGameRecorder):
 
     def on_checkpoint(self, c: CheckpointInfo) -> None:
         """Keep a snapshot of the checkpoint and list it; prune the oldest."""
-        folder = Path(c.path).parent
-        snapshot = folder / f"episode-{c.episode:09d}.pt"
-        # A hard link is free and keeps this version when the next save renames over it.
-        try:
-            if snapshot.exists():
-                snapshot.unlink()
-            os.link(c.path, snapshot)
-        except OSError:
-            shutil.copyfile(c.path, snapshot)
-        media_root = Path(settings.MEDIA_ROOT)
-        Checkpoint.objects.create(
-            run_id=self.run.pk,
-            file=str(snapshot.relative_to(media_root)),
-            episode=c.episode,
-            total_pieces=c.total_pieces,
-            wall_time=self.base_wall_time + c.wall_time,
-            size_bytes=snapshot.stat().st_size,
+        services.run_record_checkpoint(
+            run_id=self.run.pk, info=c, wall_time=self.base_wall_time + c.wall_time
         )
-        old = Checkpoint.objects.filter(run_id=self.run.pk).order_by("-episode", "-id")[
-            CHECKPOINTS_KEPT:
-        ]
-        for checkpoint in old:
-            Path(media_root / checkpoint.file.name).unlink(missing_ok=True)
-            checkpoint.delete()
+
+    def on_evaluation(self, e: Evaluation) -> None:
+        """Store the periodic evaluation (a database error only logs: training goes on)."""
+        try:
+            services.run_record_evaluation(run_id=self.run.pk, report=e)
+        except DatabaseError:
+            log.exception("could not store an evaluation of run %s", self.run.pk)

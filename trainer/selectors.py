@@ -25,7 +25,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Cast
 
-from trainer.models import BestGame, Checkpoint, Metric, Run
+from trainer.models import BestGame, Checkpoint, Evaluation, Metric, Run
 from trainer.rl.config import TrainConfig
 
 User = AbstractBaseUser | AnonymousUser
@@ -147,15 +147,27 @@ def run_checkpoints(run: Run) -> QuerySet[Checkpoint]:
 
 
 def latest_checkpoint(run: Run) -> Checkpoint | None:
-    """The newest checkpoint of the run, if any."""
-    return run_checkpoints(run).first()
+    """The newest resumable checkpoint of the run, if any: training continues from it."""
+    return run_checkpoints(run).filter(kind=Checkpoint.Kind.LATEST).first()
+
+
+def best_checkpoint(run: Run) -> Checkpoint | None:
+    """The policy to play and evaluate: the best-evaluated one, else the newest one."""
+    best = run_checkpoints(run).filter(kind=Checkpoint.Kind.BEST).first()
+    return best or latest_checkpoint(run)
 
 
 def run_checkpoint(run: Run, checkpoint_id: int | None) -> Checkpoint | None:
-    """One of the run's checkpoints by id (None: the newest), or None if it has no such one."""
+    """One of the run's checkpoints by id (None: its best), or None if it has no such one."""
     if checkpoint_id is None:
-        return latest_checkpoint(run)
+        return best_checkpoint(run)
     return run_checkpoints(run).filter(pk=checkpoint_id).first()
+
+
+def run_evaluations(run: Run, *, kind: str | None = None) -> QuerySet[Evaluation]:
+    """The run's evaluations, oldest first (of one kind if given)."""
+    evaluations = Evaluation.objects.filter(run=run).order_by("created_at", "id")
+    return evaluations.filter(kind=kind) if kind else evaluations
 
 
 def run_best_games(run: Run) -> dict[str, BestGame]:
@@ -170,9 +182,9 @@ def run_best_game(run: Run, kind: str) -> BestGame | None:
 
 
 def checkpoint_at_episode(run: Run, episode: int | None) -> Checkpoint | None:
-    """The run's checkpoint written at this episode (None: the newest), if it has one."""
+    """The run's checkpoint written at this episode (None: its best), if it has one."""
     if episode is None:
-        return latest_checkpoint(run)
+        return best_checkpoint(run)
     return run_checkpoints(run).filter(episode=episode).first()
 
 

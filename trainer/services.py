@@ -7,6 +7,7 @@ only after the transaction commits, so a worker never sees an uncommitted row.
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import shutil
 import time
@@ -20,7 +21,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from trainer import plays
-from trainer.models import BestGame, Checkpoint, InvalidTransition, Run
+from trainer.exporting import best_games_summary, checkpoint_summary, evaluation_summary
+from trainer.models import BestGame, Checkpoint, Evaluation, InvalidTransition, Run
 from trainer.rl import events
 from trainer.rl.config import ConfigError, TrainConfig
 from trainer.selectors import (
@@ -217,11 +219,100 @@ def run_record_best_game(*, run_id: int, game: events.BestGame) -> bool:
         kept = BestGame.objects.select_for_update().filter(run_id=run_id, kind=game.kind).first()
         if kept is None:
             BestGame.objects.create(run_id=run_id, kind=game.kind, **fields)
+            transaction.on_commit(lambda: publish_best_games(run_id))
             return True
         if game.lines <= kept.lines:
             return False
         BestGame.objects.filter(pk=kept.pk).update(**fields)
+    transaction.on_commit(lambda: publish_best_games(run_id))
     return True
+
+
+def publish_best_games(run_id: int) -> None:
+    """Send the run's viewers its best games (best effort)."""
+    games = best_games_summary(run_id)
+    bridge.publish(bridge.run_group(run_id), "best_games", {"best_games": games})
+
+
+# Latest checkpoints kept per run (the best-evaluated one is kept besides).
+CHECKPOINTS_KEPT = 10
+
+
+def run_record_checkpoint(*, run_id: int, info: events.CheckpointInfo, wall_time: float) -> None:
+    """List a checkpoint just written, as a file of its own; prune the ones it replaces.
+
+    The training loop renames each new checkpoint over the last (`checkpoint.pt`,
+    `best.pt`); a hard link keeps this version under a name of its own. Only one `best`
+    is kept, and the newest CHECKPOINTS_KEPT `latest` ones.
+    """
+    prefix = "best-episode" if info.kind == Checkpoint.Kind.BEST else "episode"
+    snapshot = Path(info.path).parent / f"{prefix}-{info.episode:09d}.pt"
+    _link_or_copy(Path(info.path), snapshot)
+    media_root = Path(settings.MEDIA_ROOT)
+    kept = Checkpoint.objects.create(
+        run_id=run_id,
+        kind=info.kind,
+        file=str(snapshot.relative_to(media_root)),
+        episode=info.episode,
+        total_pieces=info.total_pieces,
+        wall_time=wall_time,
+        size_bytes=snapshot.stat().st_size,
+    )
+    same_kind = Checkpoint.objects.filter(run_id=run_id, kind=info.kind).exclude(pk=kept.pk)
+    keep = 0 if info.kind == Checkpoint.Kind.BEST else CHECKPOINTS_KEPT - 1
+    for old in same_kind.order_by("-episode", "-id")[keep:]:
+        # Another row may name the same file (a run resumed from an earlier checkpoint
+        # writes the same episode again): the file goes with its last row.
+        others = Checkpoint.objects.filter(file=old.file.name).exclude(pk=old.pk).exists()
+        if not others:
+            Path(media_root / old.file.name).unlink(missing_ok=True)
+        old.delete()
+    publish_checkpoints(run_id)
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    # A hard link is free and keeps this version when the next save renames over it.
+    try:
+        if target.exists():
+            target.unlink()
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+def publish_checkpoints(run_id: int) -> None:
+    """Send the run's viewers its list of checkpoints, newest first (best effort)."""
+    checkpoints = Checkpoint.objects.filter(run_id=run_id).order_by("-episode", "-id")
+    bridge.publish(
+        bridge.run_group(run_id),
+        "checkpoints",
+        {"checkpoints": [checkpoint_summary(c) for c in checkpoints]},
+    )
+
+
+def run_record_evaluation(*, run_id: int, report: events.Evaluation) -> Evaluation:
+    """Store a periodic evaluation; a best one becomes the run's score. Viewers are told."""
+    figures = report.as_dict()
+    evaluation = Evaluation.objects.create(
+        run_id=run_id,
+        kind=Evaluation.Kind.PERIODIC,
+        games_done=report.games,
+        finished_at=timezone.now(),
+        **figures,
+    )
+    if report.best:
+        Run.objects.filter(pk=run_id).update(best_evaluation=evaluation_summary(evaluation))
+    publish_evaluation(evaluation)
+    return evaluation
+
+
+def publish_evaluation(evaluation: Evaluation) -> None:
+    """Send the run's viewers an evaluation, new or updated (best effort)."""
+    bridge.publish(
+        bridge.run_group(evaluation.run_id),
+        "evaluation",
+        {"evaluation": evaluation_summary(evaluation)},
+    )
 
 
 def run_media_dir(run_id: int) -> Path:

@@ -13,7 +13,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from trainer import plays, selectors, services
-from trainer.exporting import run_summary
+from trainer.exporting import run_summary, run_watch_lists
 from trainer.models import InvalidTransition, Run
 from visualizer import bridge, crowd, snapshots
 from visualizer.hub import hub
@@ -176,7 +176,7 @@ class RunConsumer(StreamConsumer):
         summary = run_summary(run)
         summary["can_control"] = selectors.can_control(self.scope["user"], run)
         summary["can_stop"] = selectors.can_stop(self.scope["user"], run)
-        return {"run": summary}
+        return {"run": summary, **run_watch_lists(run)}
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         message, error = parse_command(text_data, example="stop")

@@ -106,6 +106,9 @@ class TrainConfig:
     """training games played in lockstep; their afterstates share one forward pass"""
     buffer_size: int = _spec(100_000, low=100, high=5_000_000)
     """replay buffer capacity in transitions"""
+    replay_endings: int = _spec(0, low=0, high=1_000_000)
+    """transitions kept apart from the replay buffer: the last placements before each lost
+    game, so that a good agent's long games never crowd out what losing looks like (0 = off)"""
     batch_size: int = _spec(128, low=1, high=8192)
     """transitions per gradient update"""
     learning_starts: int = _spec(2_000, low=0, high=10**9)
@@ -170,12 +173,14 @@ class TrainConfig:
                 f"must be at most buffer_size ({self.buffer_size}), got {self.batch_size}"
             )
         per_transition = replay_bytes_per_transition(self.features, self.width)
-        if self.algorithm == "dqn" and self.buffer_size * per_transition > MAX_REPLAY_BYTES:
+        transitions = self.buffer_size + self.replay_endings
+        if self.algorithm == "dqn" and transitions * per_transition > MAX_REPLAY_BYTES:
             errors["buffer_size"] = (
-                f"must be at most {MAX_REPLAY_BYTES // per_transition:,} with {self.features} "
+                f"buffer_size + replay_endings must be at most "
+                f"{MAX_REPLAY_BYTES // per_transition:,} with {self.features} "
                 f"features on a board {self.width} wide (each transition takes "
                 f"{per_transition:,} bytes; the buffer may use {MAX_REPLAY_BYTES // 1024**3} "
-                f"GiB), got {self.buffer_size:,}"
+                f"GiB), got {transitions:,}"
             )
         games = self.cem_population * self.cem_games_per_sample
         if self.algorithm == "cem" and games > MAX_CEM_GAMES_PER_GENERATION:

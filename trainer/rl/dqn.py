@@ -15,6 +15,7 @@ thread or two.
 from __future__ import annotations
 
 import math
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,9 @@ from trainer.rl.policies import ValueNetPolicy, greedy_actions
 from trainer.rl.replay import ReplayBuffer
 from trainer.rl.run import RunContext, TrainingDiverged, numpy_rng_state, restore_numpy_rng
 
+# Placements before a lost game that `replay_endings` keeps: about the discount's horizon,
+# 1 / (1 - gamma), over which a lost game still weighs on the value.
+ENDING_PLACEMENTS = 100
 _NO_AFTERSTATES = (np.empty(0, np.int64), np.empty((0, 0), np.float32), np.empty(0, np.int64))
 
 
@@ -126,7 +130,7 @@ def train_dqn(config: TrainConfig, run: RunContext, resumed: dict[str, Any] | No
         rng = restore_numpy_rng(resumed["numpy_rng"])
         torch.set_rng_state(resumed["torch_rng"])
     # A resumed run refills its buffer (it is not saved) before it learns again.
-    buffer = ReplayBuffer(config.buffer_size, num_features, 4 * config.width)
+    buffer = ReplayBuffer(config.buffer_size, num_features, 4 * config.width, config.replay_endings)
     learning_starts = run.total_pieces + max(config.learning_starts, config.batch_size)
     inputs_standardised = resumed is not None
 
@@ -162,6 +166,8 @@ def train_dqn(config: TrainConfig, run: RunContext, resumed: dict[str, Any] | No
     candidates = [afterstate_features(game, config.features) for game in games]
     returns = [0.0] * config.num_envs
     histories = [bytearray() for _ in games]  # each game's placements, to replay a best one
+    # each game's last transitions (rows of the buffer), kept apart if the game is lost
+    last_rows: list[deque[int]] = [deque(maxlen=ENDING_PLACEMENTS) for _ in games]
     pieces_since_update = 0
     losses: list[float] = []
     last_loss = None
@@ -190,7 +196,9 @@ def train_dqn(config: TrainConfig, run: RunContext, resumed: dict[str, Any] | No
                     after = _NO_AFTERSTATES
                 else:
                     after = afterstate_features(game, config.features)
-                buffer.add(features[choice], after[1], after[2])
+                last_rows[i].append(buffer.add(features[choice], after[1], after[2]))
+                if game.game_over:
+                    buffer.keep_ending(last_rows[i])
                 if game.game_over or (config.piece_cap and game.pieces >= config.piece_cap):
                     if losses:
                         last_loss = sum(losses) / len(losses)
@@ -200,6 +208,7 @@ def train_dqn(config: TrainConfig, run: RunContext, resumed: dict[str, Any] | No
                     games[i] = game = run.new_game(rng)
                     returns[i] = 0.0
                     histories[i] = bytearray()
+                    last_rows[i].clear()
                     after = afterstate_features(game, config.features)
                 candidates[i] = after
             if run.frame_due():
