@@ -92,6 +92,20 @@ def celery_worker(stack_env: dict[str, str], stack_dir: Path) -> Iterator[stack.
 
 
 @pytest.fixture(scope="session")
+def evaluate_worker(stack_env: dict[str, str], stack_dir: Path) -> Iterator[stack.Service]:
+    """One real Celery worker process on queue `evaluate`, as `make run` starts (with 2)."""
+    service = stack.start_worker(
+        stack_env,
+        name="test-evaluate",
+        queues="evaluate",
+        concurrency=1,
+        log_path=stack_dir / "evaluate-worker.log",
+    )
+    yield service
+    service.stop(grace=10)
+
+
+@pytest.fixture(scope="session")
 def live_daphne(stack_env: dict[str, str], stack_dir: Path) -> Iterator[stack.Service]:
     """A real daphne serving the project on a free port."""
     service = stack.start_daphne(

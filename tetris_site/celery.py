@@ -1,5 +1,5 @@
-"""The Celery app. Workers train on queue `training`, one run per worker process, and play
-checkpoints for viewers on queue `play`."""
+"""The Celery app. Workers train on queue `training`, one run per worker process, play
+checkpoints for viewers on queue `play`, and play evaluation chunks on queue `evaluate`."""
 
 import logging
 import os
@@ -68,12 +68,13 @@ def _start_liveness(sender: object, **kwargs: object) -> None:
 def _reap_lost_runs() -> None:
     from django.db import DatabaseError
 
-    from trainer.services import run_reap
+    from trainer.services import evaluation_chunks_requeue_lost, run_reap
 
     try:
         run_reap()
+        evaluation_chunks_requeue_lost()
     except DatabaseError:
-        logging.getLogger(__name__).exception("the sweep for lost runs failed")
+        logging.getLogger(__name__).exception("the sweep for lost runs and chunks failed")
 
 
 @signals.worker_shutting_down.connect

@@ -150,10 +150,12 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # trains for hours while another worker is idle.
 CELERY_WORKER_DISABLE_PREFETCH = True
 CELERY_TASK_DEFAULT_QUEUE = "training"
-# Plays (a checkpoint playing for viewers) are short and light: their own queue, so a
-# worker for them never waits behind a run that trains for hours.
+# Plays (a checkpoint playing for viewers) are short and light, and evaluations come in
+# chunks of a few games: each has its own queue, so its workers never wait behind a run
+# that trains for hours.
 CELERY_TASK_ROUTES = {
     "trainer.tasks.play_game": {"queue": "play"},
+    "trainer.tasks.evaluate_chunk": {"queue": "evaluate"},
     "trainer.tasks.*": {"queue": "training"},
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

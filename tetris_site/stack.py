@@ -26,6 +26,7 @@ PYTHON = sys.executable
 STOP_GRACE_SECONDS = 15.0
 # `make run`: plays (a checkpoint playing for viewers) watched at once.
 PLAY_WORKER_CONCURRENCY = 2
+EVALUATE_WORKER_CONCURRENCY = 2
 
 
 class StackError(RuntimeError):
@@ -253,6 +254,12 @@ def run(port: int, host: str, concurrency: int) -> int:
         # Plays get a worker of their own: one never waits behind a run that trains for hours.
         services.append(
             start_worker(env, name="play", queues="play", concurrency=PLAY_WORKER_CONCURRENCY)
+        )
+        # Evaluations too: their chunks share these processes, whatever trains meanwhile.
+        services.append(
+            start_worker(
+                env, name="evaluate", queues="evaluate", concurrency=EVALUATE_WORKER_CONCURRENCY
+            )
         )
         services.append(start_daphne(env, port=port, host=host))
         shown = "127.0.0.1" if host in {"0.0.0.0", "::"} else host

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from django.db import transaction
 from django.http import HttpRequest, StreamingHttpResponse
 from ninja import Field, Router, Schema, Status
 
 from trainer import selectors, services
-from trainer.exporting import metrics_csv_lines
+from trainer.exporting import evaluation_summary, metrics_csv_lines
 from trainer.models import Run
 
 router = Router(tags=["runs"])
@@ -53,6 +53,11 @@ class RunOut(Schema):
     wall_time: float
     curve: list[list[float]] = Field(
         description="up to 64 [last episode, mean lines, games] buckets of the learning curve"
+    )
+    best_evaluation: dict[str, Any] | None = Field(
+        None,
+        description="the periodic evaluation that chose the kept best checkpoint: mean_lines, "
+        "ci95_low, ci95_high (null: no game ended, only a lower bound), games, ended, ...",
     )
 
     @staticmethod
@@ -151,6 +156,47 @@ def run_metrics(request: HttpRequest, run_id: int, max_points: int = 1500) -> di
     run = selectors.run_for_viewer(request.user, run_id)
     points, total = selectors.run_metric_points(run, max_points=min(max(max_points, 2), 100_000))
     return {"points": points, "total": total}
+
+
+class EvaluationIn(Schema):
+    """A requested evaluation: greedy games of one of the run's policies."""
+
+    games: int = Field(20, description="games on the evaluation seeds (1 to 10,000)")
+    piece_cap: int = Field(0, description="pieces after which a game is cut (0 = none)")
+    checkpoint: Literal["best", "latest"] = Field(
+        "best", description="the best-evaluated policy, or the latest checkpoint"
+    )
+
+
+class EvaluationList(Schema):
+    """A run's evaluations, oldest first."""
+
+    evaluations: list[dict[str, Any]]
+
+
+@router.get("/runs/{run_id}/evaluations", response={200: EvaluationList, 404: ErrorOut})
+def run_evaluations(request: HttpRequest, run_id: int) -> dict:
+    """The run's evaluations: periodic ones from training and requested ones, with intervals."""
+    run = selectors.run_for_viewer(request.user, run_id)
+    return {"evaluations": [evaluation_summary(e) for e in selectors.run_evaluations(run)]}
+
+
+@router.post(
+    "/runs/{run_id}/evaluations",
+    response={202: dict[str, Any], 400: FieldErrorsOut, 403: ErrorOut, 404: ErrorOut},
+)
+def start_evaluation(request: HttpRequest, run_id: int, body: EvaluationIn) -> Status:
+    """Evaluate the run's policy on the `evaluate` workers; answers the evaluation, running."""
+    run = selectors.run_for_viewer(request.user, run_id)
+    checkpoint = selectors.latest_checkpoint(run) if body.checkpoint == "latest" else None
+    evaluation = services.evaluation_start(
+        run=run,
+        user=request.user,
+        games=body.games,
+        piece_cap=body.piece_cap,
+        checkpoint=checkpoint,
+    )
+    return Status(202, evaluation_summary(evaluation))
 
 
 @router.get("/runs/{run_id}/export.csv", response={200: None, 404: ErrorOut})

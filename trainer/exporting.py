@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from trainer.models import BestGame, Checkpoint, Evaluation, Metric, Run
+from trainer.rl.events import SCORE_FIELDS
 from trainer.selectors import METRIC_FIELDS
 
 CSV_COLUMNS = (*METRIC_FIELDS, "extra")
@@ -116,13 +117,7 @@ EVALUATION_FIELDS = (
     "games",
     "games_done",
     "piece_cap",
-    "mean_lines",
-    "ci95_low",
-    "ci95_high",
-    "ended",
-    "median_lines",
-    "min_lines",
-    "max_lines",
+    *SCORE_FIELDS,
     "seconds",
     "best",
 )

@@ -298,3 +298,41 @@ class BestGame(models.Model):
 
     def __str__(self) -> str:
         return f"run {self.run_id} {self.get_kind_display()}: {self.lines} lines"
+
+
+class EvaluationChunk(models.Model):
+    """A few games of a requested evaluation, played by one task on the `evaluate` queue.
+
+    Game i of the evaluation plays evaluation seed i, so a chunk's games are the same
+    whichever worker plays them. A chunk is done once: its figures are written by a
+    conditional UPDATE, and a second delivery of it (a lost worker's, redone) changes
+    nothing, so no game is counted twice or lost.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        DONE = "done"
+
+    evaluation = models.ForeignKey(Evaluation, on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField()
+    first_game = models.PositiveIntegerField()
+    games = models.PositiveIntegerField()
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    worker = models.CharField(max_length=200, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    lines = models.JSONField(default=list, blank=True)
+    pieces = models.JSONField(default=list, blank=True)
+    ended = models.JSONField(default=list, blank=True, help_text="per game: ended before the cap")
+    seconds = models.FloatField(default=0.0)
+
+    class Meta:
+        ordering = ["evaluation", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["evaluation", "index"], name="chunk_unique_index"),
+        ]
+        indexes = [models.Index(fields=["status", "heartbeat_at"])]
+
+    def __str__(self) -> str:
+        return f"evaluation {self.evaluation_id} chunk {self.index}"

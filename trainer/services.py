@@ -10,6 +10,7 @@ import logging
 import os
 import secrets
 import shutil
+import statistics
 import time
 import uuid
 from datetime import timedelta
@@ -22,11 +23,19 @@ from django.utils import timezone
 
 from trainer import plays
 from trainer.exporting import best_games_summary, checkpoint_summary, evaluation_summary
-from trainer.models import BestGame, Checkpoint, Evaluation, InvalidTransition, Run
+from trainer.models import (
+    BestGame,
+    Checkpoint,
+    Evaluation,
+    EvaluationChunk,
+    InvalidTransition,
+    Run,
+)
 from trainer.rl import events
 from trainer.rl.config import ConfigError, TrainConfig
 from trainer.selectors import (
     RunNotFound,
+    best_checkpoint,
     can_see,
     ensure_can_control,
     ensure_can_stop,
@@ -304,6 +313,172 @@ def run_record_evaluation(*, run_id: int, report: events.Evaluation) -> Evaluati
         Run.objects.filter(pk=run_id).update(best_evaluation=evaluation_summary(evaluation))
     publish_evaluation(evaluation)
     return evaluation
+
+
+# A requested evaluation's games, split into this many chunks at most (one game per
+# chunk up to that): game lengths are close to exponential, so small chunks let the
+# workers share the long games out evenly.
+MAX_EVALUATION_CHUNKS = 64
+MAX_EVALUATION_GAMES = 10_000
+MAX_EVALUATION_PIECE_CAP = 10**9
+# A chunk whose worker has not beaten for this long was lost with it, and is done again.
+CHUNK_STALE_AFTER = timedelta(seconds=settings.RUN_STALE_SECONDS)
+
+
+def evaluation_start(
+    *,
+    run: Run,
+    user: AbstractBaseUser,
+    games: int,
+    piece_cap: int,
+    checkpoint: Checkpoint | None = None,
+    enqueue: bool = True,
+) -> Evaluation:
+    """Evaluate one of the run's policies (default: its best) on the evaluation seeds.
+
+    The games are split into chunks, each a task on the `evaluate` queue, handed out once
+    the transaction commits (unless `enqueue` is false: the caller plays them itself). The
+    owner (or staff) only: it takes the workers' time.
+    """
+    ensure_can_control(user, run)
+    errors = {}
+    if not 1 <= games <= MAX_EVALUATION_GAMES:
+        errors["games"] = f"must be an integer from 1 to {MAX_EVALUATION_GAMES:,}, got {games}"
+    if not 0 <= piece_cap <= MAX_EVALUATION_PIECE_CAP:
+        errors["piece_cap"] = (
+            f"must be an integer from 0 (none) to {MAX_EVALUATION_PIECE_CAP:,}, got {piece_cap}"
+        )
+    checkpoint = checkpoint or best_checkpoint(run)
+    if checkpoint is None:
+        errors["checkpoint"] = f"run {run.pk} has no checkpoint yet"
+    if errors:
+        raise ConfigError(errors)
+    with transaction.atomic():
+        evaluation = Evaluation.objects.create(
+            run=run,
+            kind=Evaluation.Kind.REQUESTED,
+            status=Evaluation.Status.RUNNING,
+            checkpoint=checkpoint,
+            episode=checkpoint.episode,
+            total_pieces=checkpoint.total_pieces,
+            wall_time=checkpoint.wall_time,
+            games=games,
+            piece_cap=piece_cap,
+        )
+        size = -(-games // MAX_EVALUATION_CHUNKS)
+        chunks = EvaluationChunk.objects.bulk_create(
+            EvaluationChunk(
+                evaluation=evaluation, index=index, first_game=first, games=min(size, games - first)
+            )
+            for index, first in enumerate(range(0, games, size))
+        )
+        chunk_ids = [chunk.pk for chunk in chunks]
+        if enqueue:
+            transaction.on_commit(lambda: _enqueue_chunks(chunk_ids))
+    publish_evaluation(evaluation)
+    return evaluation
+
+
+def _enqueue_chunks(chunk_ids: list[int]) -> None:
+    from trainer.tasks import evaluate_chunk
+
+    for chunk_id in chunk_ids:
+        evaluate_chunk.delay(chunk_id)
+
+
+def evaluation_chunk_finish(
+    *,
+    chunk: EvaluationChunk,
+    lines: list[int],
+    pieces: list[int],
+    ended: list[bool],
+    seconds: float,
+) -> bool:
+    """Store a chunk's games, unless another delivery stored them first; True if these count.
+
+    The last chunk to finish completes the evaluation: its figures and interval come from
+    all its games, in game order.
+    """
+    with transaction.atomic():
+        stored = (
+            EvaluationChunk.objects.filter(pk=chunk.pk)
+            .exclude(status=EvaluationChunk.Status.DONE)
+            .update(
+                status=EvaluationChunk.Status.DONE,
+                lines=lines,
+                pieces=pieces,
+                ended=ended,
+                seconds=seconds,
+                heartbeat_at=timezone.now(),
+            )
+        )
+        if not stored:
+            return False
+        evaluation = Evaluation.objects.select_for_update().get(pk=chunk.evaluation_id)
+        done = list(evaluation.chunks.filter(status=EvaluationChunk.Status.DONE))
+        evaluation.games_done = sum(c.games for c in done)
+        evaluation.seconds = sum(c.seconds for c in done)
+        fields = ["games_done", "seconds"]
+        complete = evaluation.games_done >= evaluation.games
+        if complete and evaluation.status == Evaluation.Status.RUNNING:
+            all_lines = [value for c in done for value in c.lines]
+            all_ended = [flag for c in done for flag in c.ended]
+            evaluation_complete(evaluation, all_lines, all_ended)
+            fields += [*events.SCORE_FIELDS, "status", "finished_at"]
+        evaluation.save(update_fields=fields)
+    transaction.on_commit(lambda: publish_evaluation(evaluation))
+    return True
+
+
+def evaluation_complete(evaluation: Evaluation, lines: list[int], ended: list[bool]) -> None:
+    """Set an evaluation's figures and interval from all its games (not saved)."""
+    from trainer.rl.confidence import score_interval
+
+    interval = score_interval(lines, ended)
+    evaluation.mean_lines = interval.mean
+    evaluation.ci95_low = interval.low
+    evaluation.ci95_high = interval.high
+    evaluation.ended = interval.ended
+    evaluation.median_lines = float(statistics.median(lines))
+    evaluation.min_lines = min(lines)
+    evaluation.max_lines = max(lines)
+    evaluation.status = Evaluation.Status.DONE
+    evaluation.finished_at = timezone.now()
+
+
+def evaluation_fail(*, evaluation_id: int, reason: str) -> None:
+    """A chunk cannot be played (its checkpoint is gone or unreadable): the evaluation fails."""
+    updated = Evaluation.objects.filter(pk=evaluation_id, status=Evaluation.Status.RUNNING).update(
+        status=Evaluation.Status.FAILED, error=reason[:10_000], finished_at=timezone.now()
+    )
+    if updated:
+        publish_evaluation(Evaluation.objects.get(pk=evaluation_id))
+
+
+def evaluation_chunks_requeue_lost(*, stale_after: timedelta = CHUNK_STALE_AFTER) -> list[int]:
+    """Hand out again the chunks whose worker stopped beating; return their ids.
+
+    A worker process killed mid-chunk has its task redelivered by Celery (late ack); a
+    whole machine lost is found here. A duplicate delivery is harmless: a chunk is stored
+    once.
+    """
+    cutoff = timezone.now() - stale_after
+    lost = EvaluationChunk.objects.filter(
+        status=EvaluationChunk.Status.RUNNING,
+        heartbeat_at__lt=cutoff,
+        evaluation__status=Evaluation.Status.RUNNING,
+    )
+    ids = []
+    for chunk in lost:
+        requeued = EvaluationChunk.objects.filter(
+            pk=chunk.pk, status=EvaluationChunk.Status.RUNNING, heartbeat_at=chunk.heartbeat_at
+        ).update(status=EvaluationChunk.Status.PENDING, heartbeat_at=timezone.now())
+        if requeued:
+            ids.append(chunk.pk)
+    if ids:
+        log.warning("evaluation chunks %s were lost with their worker: handing them out again", ids)
+        _enqueue_chunks(ids)
+    return ids
 
 
 def publish_evaluation(evaluation: Evaluation) -> None:

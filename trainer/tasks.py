@@ -29,6 +29,22 @@ def play_game(self, token: str) -> None:
     play_execute(token=token, task_id=self.request.id or "")
 
 
+@shared_task(
+    name="trainer.tasks.evaluate_chunk",
+    bind=True,
+    ignore_result=True,
+    # Acknowledged once played: a chunk whose worker process dies is delivered again (a
+    # chunk is stored once, so a second delivery cannot count its games twice).
+    acks_late=True,
+    reject_on_worker_lost=True,
+)
+def evaluate_chunk(self, chunk_id: int) -> None:
+    """Play one chunk of a requested evaluation and store its games (queue `evaluate`)."""
+    from trainer.evaluator import chunk_execute
+
+    chunk_execute(chunk_id=chunk_id, worker=self.request.hostname or "")
+
+
 @shared_task(name="trainer.tasks.reap_runs", ignore_result=True)
 def reap_runs() -> list[int]:
     """Mark runs of lost workers failed."""

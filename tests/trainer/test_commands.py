@@ -79,10 +79,20 @@ def test_train_in_the_foreground_then_evaluate(user: object, capsys: pytest.Capt
     assert run.episodes == 3
     assert run.checkpoints.exists()
     capsys.readouterr()
-    call_command("evaluate", str(run.pk), "--games", "2", "--piece-cap", "100", "--json")
+    call_command("evaluate", str(run.pk), "--games", "2", "--piece-cap", "100", "--json", "--here")
     result = json.loads(capsys.readouterr().out)
     assert result["games"] == 2 and result["piece_cap"] == 100
-    assert set(result) >= {"mean_lines", "median_lines", "min_lines", "max_lines"}
+    assert set(result) >= {
+        "mean_lines",
+        "median_lines",
+        "min_lines",
+        "max_lines",
+        "ci95_low",
+        "ci95_high",
+        "ended",
+    }
+    assert result["status"] == "done" and len(result["lines"]) == 2
+    assert run.evaluations.get().ci95_low == result["ci95_low"]
 
 
 def test_evaluate_without_a_checkpoint_is_a_clear_error(user: object) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from trainer.rl.confidence import format_score
 from trainer.rl.config import PRESETS, ConfigError, TrainConfig
 from trainer.rl.evaluation import EvalResult, evaluate
 from trainer.rl.events import Callback, CheckpointInfo, EpisodeMetrics
@@ -102,7 +103,7 @@ def format_table(result: EvalResult) -> str:
         ("games", f"{result.games}"),
         ("piece cap", cap),
         ("time budget", budget),
-        ("mean lines", format_interval(result)),
+        ("mean lines", format_score(result)),
         ("median lines", f"{result.median_lines:,.1f}"),
         ("min lines", f"{result.min_lines:,}"),
         ("max lines", f"{result.max_lines:,}"),
@@ -112,19 +113,6 @@ def format_table(result: EvalResult) -> str:
     ]
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
-
-
-def format_interval(result: EvalResult) -> str:
-    """The estimated mean with its 95% interval, or its lower bound when no game ended."""
-    if result.ci95_high is None:
-        return (
-            f"at least {result.ci95_low:,.0f} (95% lower bound; no game ended, "
-            f"{result.mean_lines:,.1f} lines per game played)"
-        )
-    return (
-        f"{result.mean_lines:,.1f} (95% interval {result.ci95_low:,.0f} to "
-        f"{result.ci95_high:,.0f}, {result.interval_method})"
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:

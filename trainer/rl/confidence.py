@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -40,6 +41,23 @@ class MeanInterval:
     """games that ended by themselves, before the cap"""
     method: str
     """`exponential` (censored maximum likelihood) or `bootstrap`"""
+
+
+def format_score(score: Any) -> str:
+    """An evaluated score in words: its mean and interval, or its lower bound.
+
+    `score` has `mean_lines`, `ci95_low`, `ci95_high`, `games` and `ended` (an EvalResult,
+    an evaluation event or row).
+    """
+    if score.ci95_high is None:
+        return (
+            f"at least {score.ci95_low:,.0f} lines per game (95% lower bound: none of "
+            f"{score.games} games ended before the cap)"
+        )
+    return (
+        f"{score.mean_lines:,.1f} lines per game (95% interval {score.ci95_low:,.0f} to "
+        f"{score.ci95_high:,.0f}; {score.games} games, {score.ended} ended before the cap)"
+    )
 
 
 def score_interval(lines: Sequence[float], ended: Sequence[bool]) -> MeanInterval:

@@ -46,6 +46,8 @@ class EvalResult:
     games: int
     lines: list[int]
     pieces: list[int]
+    game_over: list[bool]
+    """per game: whether it ended by itself (False: cut short by the cap or the time)"""
     mean_lines: float
     """estimated mean lines per game: lines over all games / games that ended (a cut game is
     right-censored). When no game ended the estimate is unbounded: this is then the lines per
@@ -146,6 +148,7 @@ def evaluate(
         games=len(boards),
         lines=lines,
         pieces=[board.pieces for board in boards],
+        game_over=[board.game_over for board in boards],
         mean_lines=interval.mean,
         ci95_low=interval.low,
         ci95_high=interval.high,

@@ -102,6 +102,18 @@ class CheckpointInfo:
     greedy policy so far, to play and evaluate)"""
 
 
+# An evaluated score's figures, wherever one is stored or shown.
+SCORE_FIELDS = (
+    "mean_lines",
+    "ci95_low",
+    "ci95_high",
+    "ended",
+    "median_lines",
+    "min_lines",
+    "max_lines",
+)
+
+
 @dataclass
 class Evaluation:
     """A periodic evaluation of the run's greedy policy on held-out seeds."""

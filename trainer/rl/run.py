@@ -16,6 +16,7 @@ from trainer.rl.checkpoint import BEST_CHECKPOINT_NAME, CHECKPOINT_NAME, save_ch
 from trainer.rl.config import TrainConfig
 from trainer.rl.evaluation import EvalResult, evaluate, selection_seeds
 from trainer.rl.events import (
+    SCORE_FIELDS,
     BestGame,
     Callback,
     CheckpointInfo,
@@ -31,18 +32,7 @@ TRAIN_SEED_LIMIT = 2**31
 STOP_POLL_S = 0.25
 RECENT_EPISODES = 100
 # What a periodic evaluation reports of its EvalResult.
-EVALUATION_FIGURES = (
-    "games",
-    "piece_cap",
-    "mean_lines",
-    "ci95_low",
-    "ci95_high",
-    "ended",
-    "median_lines",
-    "min_lines",
-    "max_lines",
-    "seconds",
-)
+EVALUATION_FIGURES = ("games", "piece_cap", *SCORE_FIELDS, "seconds")
 
 
 class TrainingDiverged(RuntimeError):

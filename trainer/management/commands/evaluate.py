@@ -1,61 +1,107 @@
-"""manage.py evaluate RUN: greedy games from the run's last checkpoint, as a table.
+"""manage.py evaluate RUN: greedy games of the run's best policy on the evaluation seeds.
 
-The best game is kept as the run's best evaluation game (if it beats the one kept), for
-the viewer to replay.
+The games are played in chunks by the `evaluate` workers (or here, with --here), stored as
+one of the run's evaluations, and shown with their 95% interval. The best game is kept as
+the run's best evaluation game (if it beats the one kept), for the viewer to replay.
 """
 
 from __future__ import annotations
 
 import json
+import time
 
 from django.core.management.base import BaseCommand, CommandError
 
+from trainer import selectors, services
+from trainer.exporting import evaluation_summary
 from trainer.management.commands._helpers import acting_user, find_run, table
-from trainer.recording import BestGameRecorder
-from trainer.selectors import latest_checkpoint
+from trainer.models import Evaluation, EvaluationChunk
+from trainer.rl.confidence import format_score
+from trainer.rl.config import ConfigError
+
+POLL_SECONDS = 0.5
 
 
 class Command(BaseCommand):
-    help = "Play greedy games on fixed seeds from a run's last checkpoint; print lines per game."
+    help = (
+        "Play greedy games of a run's best policy on the evaluation seeds, on the evaluate "
+        "workers; print lines per game with a 95% interval."
+    )
 
     def add_arguments(self, parser: object) -> None:
         parser.add_argument("run", metavar="RUN", help="run id")
         parser.add_argument("--games", type=int, default=20)
         parser.add_argument("--piece-cap", type=int, default=0, help="pieces per game (0 = none)")
-        parser.add_argument("--seconds", type=float, help="time budget for all games")
-        parser.add_argument("--user", help="only if this user may see the run")
+        parser.add_argument(
+            "--latest", action="store_true", help="the latest checkpoint, not the best-evaluated"
+        )
+        parser.add_argument(
+            "--here", action="store_true", help="play the games in this process, not on workers"
+        )
+        parser.add_argument(
+            "--no-wait", action="store_true", help="start it on the workers and print its id"
+        )
+        parser.add_argument("--user", help="act as this user (default: as the run's owner)")
         parser.add_argument("--json", action="store_true", help="print JSON")
 
     def handle(self, *args: object, **options: object) -> None:
-        from tqdm import tqdm
-
-        from trainer.rl import evaluate
-
-        run = find_run(options["run"], acting_user(options["user"]))
-        checkpoint = latest_checkpoint(run)
-        if checkpoint is None:
-            raise CommandError(f"run {run.pk} has no checkpoint yet")
-        if options["games"] < 1 or options["piece_cap"] < 0:
-            raise CommandError("--games must be at least 1 and --piece-cap at least 0")
-        with tqdm(total=options["games"], unit="game", disable=options["json"]) as bar:
-            result = evaluate(
-                checkpoint.file.path,
+        user = acting_user(options["user"])
+        run = find_run(options["run"], user)
+        checkpoint = selectors.latest_checkpoint(run) if options["latest"] else None
+        try:
+            evaluation = services.evaluation_start(
+                run=run,
+                user=user or run.owner,
                 games=options["games"],
                 piece_cap=options["piece_cap"],
-                time_budget_s=options["seconds"],
-                progress=lambda done, total: bar.update(done - bar.n),
-                width=run.config.get("width", 10),
-                height=run.config.get("height", 20),
-                randomizer=run.config.get("randomizer", "uniform"),
-                callbacks=[BestGameRecorder(run.pk)],
+                checkpoint=checkpoint,
+                enqueue=not options["here"],
             )
-        if options["json"]:
-            self.stdout.write(json.dumps(result.as_dict(), indent=2))
+        except (ConfigError, selectors.NotAllowed) as error:
+            raise CommandError(str(error)) from None
+        if options["no_wait"] and not options["here"]:
+            self.stdout.write(f"evaluation {evaluation.pk} of run {run.pk} is on the workers")
             return
-        rows = [(i + 1, lines) for i, lines in enumerate(result.lines)]
-        self.stdout.write(table(("game", "lines"), rows))
+        evaluation = self._play_or_wait(evaluation, options)
+        if evaluation.status == Evaluation.Status.FAILED:
+            raise CommandError(f"evaluation {evaluation.pk} failed: {evaluation.error}")
+        self._print(evaluation, options["json"])
+
+    def _play_or_wait(self, evaluation: Evaluation, options: dict) -> Evaluation:
+        from tqdm import tqdm
+
+        with tqdm(total=evaluation.games, unit="game", disable=options["json"]) as bar:
+            if options["here"]:
+                from trainer.evaluator import chunk_execute
+
+                for chunk in evaluation.chunks.order_by("index"):
+                    chunk_execute(chunk_id=chunk.pk, worker="manage.py evaluate --here")
+                    evaluation.refresh_from_db()
+                    bar.update(evaluation.games_done - bar.n)
+                return evaluation
+            if not options["json"]:
+                self.stderr.write(
+                    f"evaluation {evaluation.pk}: waiting for the evaluate workers "
+                    "(make run starts them; --here plays here instead)"
+                )
+            while evaluation.status == Evaluation.Status.RUNNING:
+                time.sleep(POLL_SECONDS)
+                evaluation.refresh_from_db()
+                bar.update(evaluation.games_done - bar.n)
+        return evaluation
+
+    def _print(self, evaluation: Evaluation, as_json: bool) -> None:
+        chunks = EvaluationChunk.objects.filter(evaluation=evaluation).order_by("index")
+        lines = [value for chunk in chunks for value in chunk.lines]
+        if as_json:
+            result = {**evaluation_summary(evaluation), "run": evaluation.run_id, "lines": lines}
+            self.stdout.write(json.dumps(result, indent=2))
+            return
+        self.stdout.write(table(("game", "lines"), list(enumerate(lines, start=1))))
         self.stdout.write(
-            f"mean {result.mean_lines:,.1f}  median {result.median_lines:,.1f}  "
-            f"min {result.min_lines:,}  max {result.max_lines:,}  "
-            f"piece cap {result.piece_cap or 'none'}  {result.seconds:.1f}s"
+            f"mean {format_score(evaluation)}\n"
+            f"median {evaluation.median_lines:,.1f}  "
+            f"min {evaluation.min_lines:,}  max {evaluation.max_lines:,}  "
+            f"piece cap {evaluation.piece_cap or 'none'}  "
+            f"{evaluation.seconds:.1f} s of play over the workers"
         )
