@@ -106,7 +106,7 @@ class TrainConfig:
     """training games played in lockstep; their afterstates share one forward pass"""
     buffer_size: int = _spec(100_000, low=100, high=5_000_000)
     """replay buffer capacity in transitions"""
-    replay_endings: int = _spec(0, low=0, high=1_000_000)
+    replay_endings: int = _spec(20_000, low=0, high=1_000_000)
     """transitions kept apart from the replay buffer: the last placements before each lost
     game, so that a good agent's long games never crowd out what losing looks like (0 = off)"""
     batch_size: int = _spec(128, low=1, high=8192)
