@@ -1,4 +1,5 @@
-"""The admin is the run history: list, filter, stop, resume, clone, export."""
+"""The admin is the run history: list, filter, stop, resume, clone, export; each run's
+checkpoints, best games and evaluations; every evaluation, read-only."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from trainer import selectors, services
-from trainer.exporting import run_export_json
-from trainer.models import BestGame, Checkpoint, InvalidTransition, Run
+from trainer.exporting import evaluation_summary, run_export_json
+from trainer.models import BestGame, Checkpoint, Evaluation, InvalidTransition, Run
+from trainer.rl.confidence import score_text
 
 SPARK_WIDTH, SPARK_HEIGHT = 120, 28
 
@@ -40,11 +42,20 @@ def sparkline_svg(points: list[list[float]]) -> SafeString:
     )
 
 
+def evaluation_score(evaluation: Evaluation) -> str:
+    """An evaluation's score with its interval and games; its progress while it runs."""
+    if evaluation.status == Evaluation.Status.RUNNING:
+        return f"running: {evaluation.games_done:,} of {evaluation.games:,} games"
+    if evaluation.status == Evaluation.Status.FAILED:
+        return "failed"
+    return score_text(evaluation_summary(evaluation))
+
+
 class CheckpointInline(admin.TabularInline):
     model = Checkpoint
     extra = 0
     can_delete = False
-    fields = ("episode", "total_pieces", "size_bytes", "created_at", "download")
+    fields = ("kind", "episode", "total_pieces", "size_bytes", "created_at", "download")
     readonly_fields = fields
     ordering = ("-episode",)
 
@@ -74,6 +85,35 @@ class BestGameInline(admin.TabularInline):
         return format_html('<a href="{}">replay</a>', url)
 
 
+class EvaluationInline(admin.TabularInline):
+    model = Evaluation
+    extra = 0
+    can_delete = False
+    fields = (
+        "kind",
+        "status",
+        "episode",
+        "total_pieces",
+        "score",
+        "median_lines",
+        "min_lines",
+        "max_lines",
+        "piece_cap",
+        "best",
+        "seconds",
+        "created_at",
+    )
+    readonly_fields = fields
+    ordering = ("created_at", "id")
+
+    def has_add_permission(self, request: HttpRequest, obj: Run | None = None) -> bool:
+        return False
+
+    @admin.display(description="lines per game (95% CI)")
+    def score(self, evaluation: Evaluation) -> str:
+        return evaluation_score(evaluation)
+
+
 @admin.register(Run)
 class RunAdmin(admin.ModelAdmin):
     list_display = (
@@ -85,6 +125,7 @@ class RunAdmin(admin.ModelAdmin):
         "episodes",
         "best_lines",
         "recent_lines",
+        "kept_score",
         "duration",
         "curve_image",
         "created_at",
@@ -113,15 +154,20 @@ class RunAdmin(admin.ModelAdmin):
         "best_lines",
         "recent_mean_lines",
         "wall_time",
+        "kept_score",
         "curve_image",
     )
-    exclude = ("curve",)
-    inlines = [CheckpointInline, BestGameInline]
+    exclude = ("curve", "best_evaluation")
+    inlines = [CheckpointInline, BestGameInline, EvaluationInline]
     actions = ["stop_runs", "resume_runs", "clone_runs", "export_runs"]
 
     @admin.display(description="recent lines", ordering="recent_mean_lines")
     def recent_lines(self, run: Run) -> str:
         return f"{run.recent_mean_lines:,.1f}"
+
+    @admin.display(description="kept policy (best)")
+    def kept_score(self, run: Run) -> str:
+        return score_text(run.best_evaluation)
 
     @admin.display(description="duration", ordering="wall_time")
     def duration(self, run: Run) -> str:
@@ -162,3 +208,38 @@ class RunAdmin(admin.ModelAdmin):
         response = HttpResponse(json.dumps(data, default=str), content_type="application/json")
         response["Content-Disposition"] = 'attachment; filename="runs.json"'
         return response
+
+
+@admin.register(Evaluation)
+class EvaluationAdmin(admin.ModelAdmin):
+    """Every evaluation, read-only: they are written by training and the evaluate workers."""
+
+    list_display = (
+        "id",
+        "run",
+        "kind",
+        "status",
+        "episode",
+        "total_pieces",
+        "score",
+        "best",
+        "created_at",
+    )
+    list_filter = ("kind", "status", "best")
+    search_fields = ("run__name",)
+    list_select_related = ("run",)
+    list_per_page = 50
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Evaluation | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Evaluation | None = None) -> bool:
+        return False
+
+    @admin.display(description="lines per game (95% CI)")
+    def score(self, evaluation: Evaluation) -> str:
+        return evaluation_score(evaluation)

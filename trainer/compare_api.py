@@ -1,4 +1,5 @@
-"""The compare API: several runs' learning curves side by side, and their export."""
+"""The compare API: several runs' learning curves and evaluations side by side, and their
+export."""
 
 from __future__ import annotations
 
@@ -10,7 +11,12 @@ from ninja.errors import ValidationError
 
 from trainer import selectors
 from trainer.api import ErrorOut, FieldErrorsOut
-from trainer.exporting import comparison_csv_lines, comparison_json_chunks, run_summary
+from trainer.exporting import (
+    comparison_csv_lines,
+    comparison_json_chunks,
+    evaluation_summary,
+    run_summary,
+)
 from trainer.models import Run
 
 router = Router(tags=["compare"])
@@ -29,6 +35,11 @@ class ComparedRunOut(Schema):
         ...,
         description="one list per column: episode, total_pieces and wall_time are the x-axes; "
         "lines_min and lines_max bound each bucket's lines",
+    )
+    evaluations: list[dict[str, Any]] = Field(
+        ...,
+        description="the run's evaluations, oldest first, each with its 95% interval "
+        "(ci95_high null: no game ended before the cap, only a lower bound)",
     )
 
 
@@ -67,8 +78,16 @@ def compare(
     chosen = compared_runs(request, runs)
     max_points = min(max(max_points, 2), MAX_POINTS)
     columns = selectors.runs_metric_columns(chosen, max_points=max_points)
+    evaluations = selectors.runs_evaluations(chosen)
     return {
-        "runs": [{"run": run_summary(run), **columns[run.pk]} for run in chosen],
+        "runs": [
+            {
+                "run": run_summary(run),
+                **columns[run.pk],
+                "evaluations": [evaluation_summary(e) for e in evaluations[run.pk]],
+            }
+            for run in chosen
+        ],
         "config": selectors.config_differences(chosen),
         "max_points": max_points,
     }

@@ -164,6 +164,15 @@ def run_checkpoint(run: Run, checkpoint_id: int | None) -> Checkpoint | None:
     return run_checkpoints(run).filter(pk=checkpoint_id).first()
 
 
+def runs_evaluations(runs: list[Run]) -> dict[int, list[Evaluation]]:
+    """Each run's evaluations, oldest first, in one query however many runs there are."""
+    by_run: dict[int, list[Evaluation]] = {run.pk: [] for run in runs}
+    evaluations = Evaluation.objects.filter(run__in=runs).order_by("run_id", "created_at", "id")
+    for evaluation in evaluations:
+        by_run[evaluation.run_id].append(evaluation)
+    return by_run
+
+
 def run_evaluations(run: Run, *, kind: str | None = None) -> QuerySet[Evaluation]:
     """The run's evaluations, oldest first (of one kind if given)."""
     evaluations = Evaluation.objects.filter(run=run).order_by("created_at", "id")

@@ -15,6 +15,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
 from trainer import plays, selectors, services
+from trainer.models import Checkpoint
+from trainer.rl.confidence import score_text
 from trainer.rl.config import ConfigError
 from visualizer.forms import RunForm, preset_values
 
@@ -41,7 +43,14 @@ def sparkline_points(curve: list[list[float]]) -> str:
 def index(request: HttpRequest) -> HttpResponse:
     """The runs the user may see, kept live by static/js/runs.js."""
     runs = list(selectors.runs_visible_to(request.user)[:RUN_LIST_LIMIT])
-    rows = [{"run": run, "sparkline": sparkline_points(run.curve)} for run in runs]
+    rows = [
+        {
+            "run": run,
+            "sparkline": sparkline_points(run.curve),
+            "score": score_text(run.best_evaluation),
+        }
+        for run in runs
+    ]
     page = {
         "runs_url": f"{reverse('api-1:list_runs')}?limit={RUN_LIST_LIMIT}",
         "compare_url": "/compare/",
@@ -78,7 +87,10 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         run = selectors.run_for_viewer(request.user, run_id)
     except selectors.RunNotFound:
         raise Http404("run not found") from None
-    checkpoints = list(selectors.run_checkpoints(run))
+    # The best-evaluated checkpoint first (the one worth watching), then the newest ones.
+    checkpoints = sorted(
+        selectors.run_checkpoints(run), key=lambda c: c.kind != Checkpoint.Kind.BEST
+    )
     page = {
         "run_id": run.pk,
         "algorithm": run.algorithm,
@@ -86,11 +98,13 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         "height": run.config.get("height", 20),
         "socket_path": f"/ws/runs/{run.pk}/",
         "run_url": reverse("api-1:get_run", args=[run.pk]),
+        "play_url": reverse("run-play", args=[run.pk]),
         "login_url": reverse("login"),
     }
     context = {
         "run": run,
         "page": page,
+        "kept_score": score_text(run.best_evaluation),
         "checkpoints": checkpoints,
         "best_games": selectors.run_best_games(run),
         "controllers": plays.REFERENCE_CONTROLLERS,

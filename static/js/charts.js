@@ -1,5 +1,6 @@
-// Live learning curves with uPlot: one chart per metric, a TensorBoard-style smoothing
-// slider (debiased exponential moving average) and a raw toggle.
+// Charts with uPlot: live learning curves, one chart per metric, with a TensorBoard-style
+// smoothing slider (debiased exponential moving average) and a raw toggle; and the
+// evaluations of one or more runs, each a point with its 95% interval.
 "use strict";
 
 window.TetrisTrainer = window.TetrisTrainer || {};
@@ -233,6 +234,254 @@ window.TetrisTrainer = window.TetrisTrainer || {};
     }
   }
 
+  // --- evaluations: a point per evaluation, its 95% interval as a vertical bar ---
+
+  const EVALUATION_HEIGHT = 230;
+  const KEPT_COLOR = "#ffd54f";
+  const POINT_BACKGROUND = "#181b24"; // the card's colour: a requested evaluation's point is hollow
+
+  // Where an evaluation's point stands: its mean, or its lower bound when no game ended
+  // (then the mean of the games, all cut short by the cap, lies below the bound).
+  function evaluationValue(evaluation) {
+    return evaluation.ci95_high === null ? evaluation.ci95_low : evaluation.mean_lines;
+  }
+
+  // The highest value an evaluation's bar needs; an open one leaves room for its arrow.
+  function intervalTop(evaluation) {
+    return evaluation.ci95_high === null ? evaluation.ci95_low * 1.25 : evaluation.ci95_high;
+  }
+
+  function drawInterval(ctx, mark, color, ratio) {
+    const cap = 4 * ratio;
+    ctx.strokeStyle = color;
+    ctx.fillStyle = color;
+    ctx.lineWidth = 1.5 * ratio;
+    // Nothing bounds an open interval from above: dashed to the top, ending in an arrow.
+    ctx.setLineDash(mark.open ? [4 * ratio, 3 * ratio] : []);
+    ctx.beginPath();
+    ctx.moveTo(mark.x, mark.low);
+    ctx.lineTo(mark.x, mark.high);
+    ctx.stroke();
+    ctx.setLineDash([]);
+    ctx.beginPath();
+    ctx.moveTo(mark.x - cap, mark.low);
+    ctx.lineTo(mark.x + cap, mark.low);
+    if (!mark.open) {
+      ctx.moveTo(mark.x - cap, mark.high);
+      ctx.lineTo(mark.x + cap, mark.high);
+    }
+    ctx.stroke();
+    if (mark.open) {
+      ctx.beginPath();
+      ctx.moveTo(mark.x, mark.high);
+      ctx.lineTo(mark.x - 5 * ratio, mark.high + 8 * ratio);
+      ctx.lineTo(mark.x + 5 * ratio, mark.high + 8 * ratio);
+      ctx.closePath();
+      ctx.fill();
+    }
+  }
+
+  // The kept one is ringed and labelled, on the side of the point with room for the label.
+  function drawPoint(ctx, mark, color, ratio, bbox) {
+    ctx.lineWidth = 2 * ratio;
+    ctx.strokeStyle = color;
+    ctx.fillStyle = mark.kind === "requested" ? POINT_BACKGROUND : color;
+    ctx.beginPath();
+    ctx.arc(mark.x, mark.y, 4 * ratio, 0, 2 * Math.PI);
+    ctx.fill();
+    ctx.stroke();
+    if (!mark.kept) return;
+    ctx.strokeStyle = ctx.fillStyle = KEPT_COLOR;
+    ctx.beginPath();
+    ctx.arc(mark.x, mark.y, 8 * ratio, 0, 2 * Math.PI);
+    ctx.stroke();
+    const onRight = mark.x < bbox.left + bbox.width / 2;
+    ctx.font = `600 ${11 * ratio}px system-ui, sans-serif`;
+    ctx.textAlign = onRight ? "left" : "right";
+    ctx.textBaseline = "middle";
+    ctx.fillText("kept", mark.x + (onRight ? 12 : -12) * ratio, mark.y);
+  }
+
+  // Several runs' evaluations on one uPlot chart. uPlot draws the axes and a faint line
+  // through each run's periodic evaluations; the points and bars are drawn on its canvas
+  // in its draw hook, since uPlot has no series type for intervals.
+  class EvaluationChart {
+    // runs: [{id, name, color}]. x: the evaluation field on the x-axis (total_pieces,
+    // episode, wall_time); xAxis: uPlot options for that axis; describeX names an x
+    // value in the readout ("12,000 placements").
+    constructor(figure, runs, { x = "total_pieces", xAxis = {}, describeX = String } = {}) {
+      this.figure = figure;
+      this.runs = runs.map((run) => ({ ...run, evaluations: [], keptId: null, shown: true }));
+      this.x = x;
+      this.describeX = describeX;
+      this.drawnMarks = [];
+      this.readout = document.createElement("p");
+      this.readout.className = "chart-readout";
+      this.plot = new uPlot(
+        {
+          width: this.width(),
+          height: EVALUATION_HEIGHT,
+          legend: { show: false },
+          cursor: { drag: { x: false, y: false }, points: { show: false } },
+          scales: {
+            x: { time: false, range: () => this.xRange() },
+            y: { range: () => this.yRange() },
+          },
+          axes: [
+            { ...AXIS, size: 32, values: tickLabels, ...xAxis },
+            { ...AXIS, size: axisWidth, values: tickLabels },
+          ],
+          series: [
+            { label: x },
+            ...this.runs.map((run) => ({
+              label: run.name,
+              stroke: `${run.color}66`,
+              width: 1,
+              spanGaps: true,
+              points: { show: false },
+            })),
+          ],
+          hooks: {
+            draw: [(plot) => this.drawMarks(plot)],
+            setCursor: [(plot) => this.showReadout(plot)],
+          },
+        },
+        [[], ...this.runs.map(() => [])],
+        figure,
+      );
+      figure.append(this.readout);
+      this.showReadout(this.plot);
+      this.resizer = new ResizeObserver(() => {
+        this.plot.setSize({ width: this.width(), height: EVALUATION_HEIGHT });
+      });
+      this.resizer.observe(figure);
+    }
+
+    width() {
+      return Math.max(200, this.figure.clientWidth || 400);
+    }
+
+    // A run's evaluations (those with a score are drawn) and the id of its kept one.
+    setEvaluations(runId, evaluations, keptId) {
+      const run = this.runs.find((candidate) => candidate.id === runId);
+      run.evaluations = evaluations
+        .filter(ns.isScored)
+        .sort((a, b) => a[this.x] - b[this.x] || a.id - b.id);
+      run.keptId = keptId;
+      this.update();
+    }
+
+    setShown(runId, shown) {
+      this.runs.find((run) => run.id === runId).shown = shown;
+      this.update();
+    }
+
+    shownRuns() {
+      return this.runs.filter((run) => run.shown);
+    }
+
+    shownEvaluations() {
+      return this.shownRuns().flatMap((run) => run.evaluations);
+    }
+
+    // One x column for every run; each run's line passes through its periodic evaluations.
+    update() {
+      const xs = [...new Set(this.shownEvaluations().map((evaluation) => evaluation[this.x]))];
+      xs.sort((a, b) => a - b);
+      const columns = this.runs.map((run) => {
+        const periodic = run.evaluations.filter((evaluation) => evaluation.kind === "periodic");
+        const values = new Map(periodic.map((e) => [e[this.x], evaluationValue(e)]));
+        return xs.map((x) => (values.has(x) ? values.get(x) : null));
+      });
+      this.plot.batch(() => {
+        this.runs.forEach((run, index) => {
+          const series = index + 1;
+          if (this.plot.series[series].show !== run.shown) this.plot.setSeries(series, { show: run.shown });
+        });
+        this.plot.setData([xs, ...columns]);
+      });
+    }
+
+    // Both axes start at 0: training starts there, and lines per game cannot go below it.
+    xRange() {
+      const xs = this.shownEvaluations().map((evaluation) => evaluation[this.x]);
+      return [0, Math.max(0, ...xs) * 1.04 || 1];
+    }
+
+    yRange() {
+      return [0, Math.max(0, ...this.shownEvaluations().map(intervalTop)) * 1.08 || 1];
+    }
+
+    drawMarks(plot) {
+      const ratio = uPlot.pxRatio;
+      this.drawnMarks = [];
+      for (const run of this.shownRuns()) {
+        for (const evaluation of run.evaluations) {
+          const mark = this.markOf(plot, run, evaluation);
+          drawInterval(plot.ctx, mark, run.color, ratio);
+          drawPoint(plot.ctx, mark, run.color, ratio, plot.bbox);
+          this.drawnMarks.push(mark);
+        }
+      }
+    }
+
+    // Where an evaluation is drawn, in canvas pixels (y grows downwards).
+    markOf(plot, run, evaluation) {
+      const open = evaluation.ci95_high === null;
+      return {
+        run: run.id,
+        id: evaluation.id,
+        kind: evaluation.kind,
+        kept: evaluation.id === run.keptId,
+        open,
+        x: plot.valToPos(evaluation[this.x], "x", true),
+        y: plot.valToPos(evaluationValue(evaluation), "y", true),
+        low: plot.valToPos(evaluation.ci95_low, "y", true),
+        high: open ? plot.bbox.top : plot.valToPos(evaluation.ci95_high, "y", true),
+        top: plot.bbox.top,
+      };
+    }
+
+    // The figures of the evaluations under the cursor, in the words every page uses.
+    showReadout(plot) {
+      const index = plot.cursor.idx;
+      if (index === null || index === undefined || !plot.data[0].length) {
+        this.readout.textContent = "Point at an evaluation to read its interval.";
+        return;
+      }
+      const x = plot.data[0][index];
+      const named = this.runs.length > 1;
+      const lines = this.shownRuns().flatMap((run) =>
+        run.evaluations
+          .filter((evaluation) => evaluation[this.x] === x)
+          .map((evaluation) => {
+            const notes = [
+              evaluation.kind === "requested" ? "requested, on the evaluation seeds" : "",
+              evaluation.id === run.keptId ? "the kept policy" : "",
+            ].filter(Boolean);
+            const who = named ? `${run.name}, ` : "";
+            const note = notes.length ? ` · ${notes.join(" · ")}` : "";
+            return `${who}${this.describeX(x)}: ${ns.scoreText(evaluation)}${note}`;
+          }),
+      );
+      this.readout.replaceChildren(
+        ...lines.map((line) => Object.assign(document.createElement("span"), { textContent: line })),
+      );
+    }
+
+    // What the last draw put on the canvas: [{run, id, kind, kept, open, x, y, low, high, top}].
+    marks() {
+      return this.drawnMarks.map((mark) => ({ ...mark }));
+    }
+
+    destroy() {
+      this.resizer.disconnect();
+      this.plot.destroy();
+      this.readout.remove();
+    }
+  }
+
   ns.ChartBoard = ChartBoard;
   ns.debiasedEma = debiasedEma;
+  ns.EvaluationChart = EvaluationChart;
 })(window.TetrisTrainer);

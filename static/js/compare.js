@@ -1,7 +1,8 @@
 // The compare page: several runs' learning curves overlaid with uPlot, a colour per run,
 // on the x-axis the user picks (episode, pieces placed or wall time), smoothed with
-// TensorBoard's debiased EMA or a plain moving average, or raw. The server has already
-// cut each run to at most a thousand points, so redrawing is cheap.
+// TensorBoard's debiased EMA or a plain moving average, or raw; and their evaluations,
+// each a point with its 95% interval, on the same x-axis. The server has already cut each
+// run to at most a thousand points, so redrawing is cheap.
 "use strict";
 
 (function (ns) {
@@ -43,6 +44,7 @@
     shown: new Set(page.runs.map((run) => run.id)),
   };
   let charts = [];
+  let evaluationChart = null;
   let drawPending = false;
   let lastDrawMs = null;
   let drawn = null; // what the charts show: x-axis and smoothing, as of the last draw
@@ -120,6 +122,15 @@
   function xAxis() {
     if (state.x === "wall_time") return { ...AXIS, size: 32, incrs: TIME_STEPS, values: timeTicks };
     return { ...AXIS, size: 32, values: valueTicks };
+  }
+
+  // An x value in words, for the evaluation chart's readout.
+  function describeX(value) {
+    if (state.x === "episode") return `episode ${value.toLocaleString("en-US")}`;
+    if (state.x === "total_pieces") return `${value.toLocaleString("en-US")} placements`;
+    const seconds = Math.round(value);
+    const [h, m, s] = [Math.floor(seconds / 3600), Math.floor(seconds / 60) % 60, seconds % 60];
+    return `${h}:${String(m).padStart(2, "0")}:${String(s).padStart(2, "0")} of training`;
   }
 
   // --- charts: one uPlot per metric, two series per run (faint raw, smoothed) ---
@@ -210,7 +221,41 @@
     if (plot.series[index].show !== show) plot.setSeries(index, { show });
   }
 
+  // --- evaluations: one chart, a point and an interval bar per evaluation ---
+
+  function buildEvaluationChart() {
+    if (evaluationChart !== null) evaluationChart.destroy();
+    evaluationChart = null;
+    const evaluated = state.runs.some((run) => run.evaluations.some(ns.isScored));
+    $("evaluations-note").textContent = "No evaluations in these runs yet.";
+    $("evaluations-note").hidden = evaluated;
+    $("evaluations-shown").hidden = !evaluated;
+    if (!evaluated) return;
+    evaluationChart = new ns.EvaluationChart($("evaluations-chart"), state.runs, {
+      x: state.x,
+      xAxis: xAxis(),
+      describeX,
+    });
+    for (const run of state.runs) {
+      evaluationChart.setEvaluations(run.id, run.evaluations, run.kept ? run.kept.id : null);
+      evaluationChart.setShown(run.id, state.shown.has(run.id));
+    }
+  }
+
+  // Each run's kept score, with its interval, beside its name.
+  function showKeptScores() {
+    for (const run of state.runs) {
+      const entry = $("legend").querySelector(`li[data-run-id="${run.id}"] .kept-score`);
+      entry.textContent = ns.scoreText(run.kept);
+    }
+  }
+
   // --- loading ---
+
+  function showLoadError(text) {
+    $("charts-note").textContent = `could not load the curves: ${text}`;
+    $("evaluations-note").textContent = `could not load the evaluations: ${text}`;
+  }
 
   async function load() {
     const note = $("charts-note");
@@ -218,7 +263,7 @@
     try {
       response = await fetch(page.data_url, { headers: { Accept: "application/json" } });
     } catch (error) {
-      note.textContent = "could not load the curves: the server did not answer; reload to retry";
+      showLoadError("the server did not answer; reload to retry");
       return;
     }
     if (response.status === 401) {
@@ -226,7 +271,7 @@
       return;
     }
     if (!response.ok) {
-      note.textContent = `could not load the curves (HTTP ${response.status})`;
+      showLoadError(`HTTP ${response.status}`);
       return;
     }
     const data = await response.json();
@@ -237,12 +282,16 @@
       color: colors.get(entry.run.id),
       total: entry.total,
       points: entry.points,
+      evaluations: entry.evaluations,
+      kept: entry.run.best_evaluation,
     }));
     const empty = state.runs.every((run) => run.points.episode.length === 0);
     note.textContent = "No finished games in these runs yet.";
     note.hidden = !empty;
     $("charts").hidden = empty;
     if (!empty) buildCharts();
+    showKeptScores();
+    buildEvaluationChart();
   }
 
   // --- controls ---
@@ -258,6 +307,7 @@
   $("x-axis").addEventListener("change", (event) => {
     state.x = event.target.value;
     buildCharts();
+    buildEvaluationChart();
   });
   $("smoothing-kind").addEventListener("change", (event) => {
     state.kind = event.target.value;
@@ -280,6 +330,7 @@
     if (event.target.checked) state.shown.add(id);
     else state.shown.delete(id);
     scheduleDraw();
+    if (evaluationChart !== null) evaluationChart.setShown(id, event.target.checked);
   });
   $("only-differences").addEventListener("change", (event) => {
     $("config-table").classList.toggle("only-differences", event.target.checked);
@@ -308,6 +359,8 @@
         .filter((run, index) => charts[0].plot.series[2 + 2 * index].show)
         .map((run) => run.id),
     lastDrawMs: () => lastDrawMs,
+    // The evaluation chart's points and bars as last drawn (canvas pixels); [] when none.
+    evaluationMarks: () => (evaluationChart ? evaluationChart.marks() : []),
   };
 
   showSmoothingControl();

@@ -2,7 +2,7 @@
 // Compare button from the tick boxes. The table is rendered by the server first.
 "use strict";
 
-(function () {
+(function (ns) {
   const page = JSON.parse(document.getElementById("runs-page").textContent);
   const tbody = document.querySelector("#runs tbody");
   const rowTemplate = document.getElementById("run-row");
@@ -24,6 +24,7 @@
 
   function formatField(name, value) {
     if (name === "recent_mean_lines") return Number(value).toFixed(1);
+    if (name === "best_evaluation") return ns.scoreText(value);
     return String(value);
   }
 
@@ -98,4 +99,4 @@
 
   updateCompareButton();
   window.setTimeout(poll, page.poll_seconds * 1000);
-})();
+})(window.TetrisTrainer);

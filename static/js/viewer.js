@@ -1,5 +1,6 @@
 // The live viewer of one run: a WebSocket that reconnects by itself and re-syncs from
-// each new snapshot, feeding the board, the figures, the charts and the controls.
+// each new snapshot, feeding the board, the figures, the charts, the evaluations, the
+// lists of what to watch, and the controls.
 "use strict";
 
 (function (ns) {
@@ -8,6 +9,11 @@
 
   const board = new ns.BoardView($("board"), $("next-piece"), page.width, page.height);
   const charts = new ns.ChartBoard($("charts"), $("charts-empty"), page.algorithm);
+  const evaluationChart = new ns.EvaluationChart(
+    $("evaluations-chart"),
+    [{ id: page.run_id, name: "this run", color: "#4fc3f7" }],
+    { describeX: (pieces) => `${formatNumber(pieces)} placements` },
+  );
 
   const RECONNECT_FIRST_MS = 500;
   const RECONNECT_MAX_MS = 4000; // so viewers are back within 5 s of a restarted server
@@ -16,6 +22,9 @@
   const ACTIVE = ["queued", "running"];
   const RESUMABLE = ["stopped", "failed"];
   const RECENT_EPISODES = 100;
+  const BEST_GAME_KINDS = ["train", "eval"];
+  const AGE_UNITS = [["day", 86400], ["hour", 3600], ["minute", 60], ["second", 1]];
+  const RELATIVE_TIME = new Intl.RelativeTimeFormat("en", { numeric: "auto" });
 
   let socket = null;
   let attempt = 0;
@@ -26,6 +35,7 @@
   let lastFrame = null;
   let framePending = null;
   let commandPending = false;
+  let evaluations = new Map(); // by id: an update of an evaluation replaces it
 
   // --- small formatting helpers ---
 
@@ -47,6 +57,20 @@
 
   function setText(id, text) {
     $(id).textContent = text;
+  }
+
+  // "3 minutes ago", from an ISO time.
+  function timeAgo(iso) {
+    const seconds = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
+    const [unit, size] = AGE_UNITS.find(([, length]) => seconds >= length) || AGE_UNITS.at(-1);
+    return RELATIVE_TIME.format(-Math.floor(seconds / size), unit);
+  }
+
+  // Each [data-field] element of an item gets its value's text.
+  function fillFields(item, values) {
+    for (const element of item.querySelectorAll("[data-field]")) {
+      element.textContent = values[element.dataset.field];
+    }
   }
 
   // --- connection indicator ---
@@ -187,6 +211,81 @@
     recentLines = recentLines.slice(-RECENT_EPISODES);
   }
 
+  // --- evaluations and the kept policy ---
+
+  // A periodic evaluation marked best chose the checkpoint kept as `best`: the newest such
+  // one is the run's score (the server's run.best_evaluation). Ids grow with time, so an
+  // older one relayed late never takes over.
+  function becomesKept(evaluation) {
+    const kept = run.best_evaluation;
+    return evaluation.kind === "periodic" && evaluation.best && (!kept || evaluation.id >= kept.id);
+  }
+
+  function renderKept() {
+    setText("stat-kept", ns.scoreText(run.best_evaluation));
+  }
+
+  function renderEvaluations() {
+    const all = Array.from(evaluations.values());
+    const scored = all.filter(ns.isScored);
+    const kept = run.best_evaluation;
+    evaluationChart.setEvaluations(page.run_id, scored, kept ? kept.id : null);
+    $("evaluations-empty").hidden = scored.length > 0;
+    $("evaluations-shown").hidden = scored.length === 0;
+    const running = all.filter((evaluation) => evaluation.status === "running");
+    setText("evaluations-progress", running.map(progressText).join(" · "));
+  }
+
+  // A requested evaluation reports its progress as its games are played.
+  function progressText(evaluation) {
+    const games = `${formatNumber(evaluation.games_done)} of ${formatNumber(evaluation.games)} games`;
+    return `evaluating the policy of episode ${formatNumber(evaluation.episode)}: ${games}`;
+  }
+
+  // --- what to watch: checkpoints and best games ---
+
+  // The best-evaluated checkpoint first (the one worth watching), then the newest ones.
+  function renderCheckpoints(checkpoints) {
+    const best = checkpoints.filter(isBest);
+    const others = checkpoints.filter((checkpoint) => !isBest(checkpoint));
+    $("checkpoint-list").replaceChildren(...[...best, ...others].map(checkpointItem));
+    $("no-checkpoints").hidden = checkpoints.length > 0;
+  }
+
+  function isBest(checkpoint) {
+    return checkpoint.kind === "best";
+  }
+
+  function checkpointItem(checkpoint) {
+    const item = $("checkpoint-item").content.firstElementChild.cloneNode(true);
+    item.dataset.checkpointId = checkpoint.id;
+    item.dataset.kind = checkpoint.kind;
+    item.querySelector("a").href = `${page.play_url}?checkpoint=${checkpoint.id}`;
+    item.querySelector(".tag.best").hidden = !isBest(checkpoint);
+    fillFields(item, {
+      episode: formatNumber(checkpoint.episode),
+      total_pieces: formatNumber(checkpoint.total_pieces),
+      age: timeAgo(checkpoint.created_at),
+    });
+    return item;
+  }
+
+  function renderBestGames(bestGames) {
+    for (const kind of BEST_GAME_KINDS) {
+      const item = $("best-games").querySelector(`[data-kind="${kind}"]`);
+      const game = bestGames[kind];
+      item.querySelector(".found").hidden = !game;
+      item.querySelector(".none").hidden = Boolean(game);
+      if (game) {
+        fillFields(item, {
+          lines: formatNumber(game.lines),
+          pieces: formatNumber(game.pieces),
+          episode: formatNumber(game.episode),
+        });
+      }
+    }
+  }
+
   function absorbMetrics(points) {
     const last = points[points.length - 1];
     run.episodes = Math.max(run.episodes, last.episode);
@@ -236,6 +335,11 @@
       setStatus(run.status, run.error);
       renderVisibility();
       renderSummary();
+      evaluations = new Map(message.evaluations.map((evaluation) => [evaluation.id, evaluation]));
+      renderEvaluations();
+      renderKept();
+      renderCheckpoints(message.checkpoints);
+      renderBestGames(message.best_games);
       lastFrame = null;
       if (message.frame) showFrame(message.frame);
     },
@@ -248,6 +352,20 @@
       rememberLines(message.points);
       absorbMetrics(message.points);
       renderSummary();
+    },
+    evaluation(message) {
+      if (run === null) return;
+      const evaluation = message.evaluation;
+      evaluations.set(evaluation.id, evaluation);
+      if (becomesKept(evaluation)) run.best_evaluation = evaluation;
+      renderEvaluations();
+      renderKept();
+    },
+    checkpoints(message) {
+      renderCheckpoints(message.checkpoints);
+    },
+    best_games(message) {
+      renderBestGames(message.best_games);
     },
     status(message) {
       if (run === null) return;
@@ -333,6 +451,8 @@
     chartPoints: () => charts.pointCount(),
     chartSeries: (key) => charts.seriesOf(key),
     connected: isConnected,
+    // The evaluation chart's points and bars as last drawn (canvas pixels).
+    evaluationMarks: () => evaluationChart.marks(),
     status: () => (run ? run.status : null),
   };
 

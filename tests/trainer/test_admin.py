@@ -1,10 +1,12 @@
-"""The admin run list: filters, actions, and a query count that does not grow with runs."""
+"""The admin run list: filters, actions, kept scores, and a query count that does not grow
+with runs; each run's evaluations; every evaluation, read-only."""
 
 import pytest
 from django.test import Client
 
+from tests.visualizer.test_pages import add_evaluation, keep_as_best
 from trainer import services
-from trainer.models import Run
+from trainer.models import Evaluation, Run
 
 pytestmark = pytest.mark.django_db
 
@@ -60,3 +62,54 @@ def test_stop_action_and_export(staff: Client, user: object) -> None:
         "/admin/trainer/run/", {"action": "export_runs", "_selected_action": [run.pk]}
     )
     assert response.json()[0]["run"]["name"] == "live"
+
+
+def test_run_list_shows_each_runs_kept_score_with_its_interval(staff: Client, user: object) -> None:
+    keep_as_best(services.run_create(owner=user, name="evaluated"), mean_lines=41.26)
+    services.run_create(owner=user, name="never evaluated")
+    body = staff.get("/admin/trainer/run/").content.decode()
+    assert "Kept policy (best)" in body
+    assert "41.3 (95% CI 30.0\N{EN DASH}55.0, 10 games)" in body
+    assert '<td class="field-kept_score">\N{EN DASH}</td>' in body
+
+
+def test_run_page_lists_its_evaluations_read_only(staff: Client, user: object) -> None:
+    run = services.run_create(owner=user, name="evaluated")
+    keep_as_best(run)
+    add_evaluation(run, 90_000, ci95_high=None, mean_lines=300.0, ci95_low=512.0, ended=0)
+    add_evaluation(
+        run,
+        90_000,
+        kind=Evaluation.Kind.REQUESTED,
+        status=Evaluation.Status.RUNNING,
+        games=100,
+        games_done=37,
+        mean_lines=None,
+        ci95_low=None,
+        ci95_high=None,
+    )
+    body = staff.get(f"/admin/trainer/run/{run.pk}/change/").content.decode()
+    assert "40.0 (95% CI 30.0\N{EN DASH}55.0, 10 games)" in body  # also the kept score
+    assert "≥ 512 (95% lower bound; no game ended before the cap of 10,000 pieces)" in body
+    assert "running: 37 of 100 games" in body
+    assert 'name="evaluations-TOTAL_FORMS"' in body
+    assert 'name="evaluations-0-mean_lines"' not in body  # read-only: no inputs
+    assert 'name="best_evaluation"' not in body
+
+
+def test_evaluations_are_listed_but_never_added_changed_or_deleted(
+    staff: Client, user: object, django_assert_max_num_queries: object
+) -> None:
+    runs = [services.run_create(owner=user, name=f"run {i}") for i in range(3)]
+    evaluations = [add_evaluation(run, 1000 * k) for run in runs for k in range(1, 6)]
+    with django_assert_max_num_queries(8):
+        response = staff.get("/admin/trainer/evaluation/")
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "run 2" in body and "40.0 (95% CI 30.0\N{EN DASH}55.0, 10 games)" in body
+    assert staff.get("/admin/trainer/evaluation/add/").status_code == 403
+    page = staff.get(f"/admin/trainer/evaluation/{evaluations[0].pk}/change/")
+    assert page.status_code == 200 and 'name="mean_lines"' not in page.content.decode()
+    response = staff.post(f"/admin/trainer/evaluation/{evaluations[0].pk}/delete/", {"post": "yes"})
+    assert response.status_code == 403
+    assert Evaluation.objects.count() == len(evaluations)

@@ -12,7 +12,7 @@ import pytest
 from django.db import connection, transaction
 from django.test import Client
 
-from tests.visualizer.test_pages import page_data
+from tests.visualizer.test_pages import add_evaluation, page_data
 from trainer import services
 from trainer.models import Metric, Run
 from trainer.selectors import MAX_COMPARED_RUNS, run_metric_points
@@ -133,6 +133,29 @@ def test_compared_points_are_the_buckets_of_the_single_run_metrics(
     assert points["lines_max"] == [point["lines_max"] for point in single]
 
 
+def test_compare_answers_each_runs_evaluations_oldest_first(ada: Client, user: object) -> None:
+    first = services.run_create(owner=user, name="first")
+    second = services.run_create(owner=user, name="second")
+    store_learning_curve(first, 20)
+    early = add_evaluation(first, 2000, best=True)
+    late = add_evaluation(first, 4000, ci95_high=None, mean_lines=20.0, ended=0)
+    other = add_evaluation(second, 3000)
+
+    runs = compare(ada, first, second).json()["runs"]
+
+    assert [e["id"] for e in runs[0]["evaluations"]] == [early.pk, late.pk]
+    assert [e["id"] for e in runs[1]["evaluations"]] == [other.pk]
+    shown = runs[0]["evaluations"][1]
+    assert (shown["total_pieces"], shown["ci95_low"], shown["ci95_high"]) == (4000, 30.0, None)
+    assert runs[0]["evaluations"][0]["best"] is True
+    assert set(runs[0]) == {"run", "total", "points", "evaluations"}
+
+
+def test_compare_of_runs_never_evaluated_answers_no_evaluations(ada: Client, user: object) -> None:
+    run = services.run_create(owner=user, name="unevaluated")
+    assert compare(ada, run).json()["runs"][0]["evaluations"] == []
+
+
 def test_compare_shows_the_settings_that_differ(ada: Client, user: object) -> None:
     slow = services.run_create(owner=user, name="slow", config={"lr": 0.0001})
     fast = services.run_create(owner=user, name="fast", config={"lr": 0.01})
@@ -202,8 +225,9 @@ def test_ten_runs_of_100000_episodes_answer_with_bounded_points_and_queries(
         store_learning_curve(run, 100_000, seed=index)
 
     started = time.perf_counter()
-    # The session, the user, the runs, their spans and one grouped query for every curve.
-    with django_assert_max_num_queries(5):
+    # The session, the user, the runs, their spans, one grouped query for every curve and
+    # one for every run's evaluations.
+    with django_assert_max_num_queries(6):
         response = compare(ada, *runs, max_points=1000)
     seconds = time.perf_counter() - started
 
@@ -290,6 +314,8 @@ def test_compare_page_lists_the_runs_and_highlights_the_settings_that_differ(
     assert len({run["color"] for run in page["runs"]}) == 2
     assert page["data_url"].startswith(f"/api/compare?runs={slow.pk}%2C{fast.pk}&max_points=")
     assert f"/api/compare/export.csv?runs={slow.pk}%2C{fast.pk}" in body
+    assert 'id="evaluations-chart"' in body and 'class="kept-score"' in body
+    assert "/static/js/scores.js" in body
 
 
 def test_compare_page_is_404_if_any_run_is_someone_elses_private_run(

@@ -9,7 +9,9 @@ from django.test import Client
 from django.utils.html import escape
 
 from trainer import services
-from trainer.models import Run
+from trainer.exporting import evaluation_summary
+from trainer.models import Checkpoint, Evaluation, Run
+from trainer.rl.confidence import NO_SCORE
 from trainer.rl.config import TrainConfig
 
 pytestmark = pytest.mark.django_db
@@ -69,6 +71,59 @@ def test_run_list_draws_the_stored_learning_curve(ada: Client, user: object) -> 
     assert re.search(r'<polyline points="0\.0,28\.0 60\.0,14\.0 120\.0,0\.0"', body)
 
 
+def add_evaluation(run: Run, total_pieces: int, **figures: object) -> Evaluation:
+    """A done periodic evaluation of the run's policy at `total_pieces`, stored directly."""
+    defaults = {
+        "kind": Evaluation.Kind.PERIODIC,
+        "episode": total_pieces // 100,
+        "wall_time": total_pieces / 1000,
+        "games": 10,
+        "games_done": 10,
+        "piece_cap": 10_000,
+        "mean_lines": 40.0,
+        "ci95_low": 30.0,
+        "ci95_high": 55.0,
+        "ended": 10,
+    }
+    return Evaluation.objects.create(run=run, total_pieces=total_pieces, **{**defaults, **figures})
+
+
+def keep_as_best(run: Run, **figures: object) -> dict:
+    """Store a periodic evaluation that chose the run's kept policy, as training would."""
+    summary = evaluation_summary(add_evaluation(run, 50_000, best=True, **figures))
+    Run.objects.filter(pk=run.pk).update(best_evaluation=summary)
+    return summary
+
+
+@pytest.mark.parametrize(
+    ("figures", "shown"),
+    [
+        (
+            {"mean_lines": 41.25, "ci95_low": 30.04, "ci95_high": 55.5},
+            "41.3 (95% CI 30.0\N{EN DASH}55.5, 10 games)",
+        ),
+        (
+            {"mean_lines": 12345.6, "ci95_low": 9876.4, "ci95_high": 15000.2, "games": 100},
+            "12,346 (95% CI 9,876\N{EN DASH}15,000, 100 games)",
+        ),
+        (
+            {"mean_lines": 180.0, "ci95_low": 395.3, "ci95_high": None, "ended": 0, "games": 1},
+            "≥ 395 (95% lower bound; no game ended before the cap of 10,000 pieces), 1 game",
+        ),
+    ],
+)
+def test_run_list_shows_each_runs_kept_score_with_its_interval_and_games(
+    ada: Client, user: object, figures: dict, shown: str
+) -> None:
+    keep_as_best(services.run_create(owner=user, name="evaluated"), **figures)
+    services.run_create(owner=user, name="never evaluated")
+    body = ada.get("/").content.decode()
+    rows = re.search(r"<tbody>(.*?)</tbody>", body, re.S).group(1)
+    scores = re.findall(r'data-field="best_evaluation">([^<]*)<', rows)
+    assert scores == [NO_SCORE, html.escape(shown)]  # newest first
+    assert "Kept policy (best)" in body
+
+
 def test_viewer_of_another_users_private_run_is_404(ada: Client, other_user: object) -> None:
     run = services.run_create(owner=other_user, name="bobs-secret")
     assert ada.get(f"/runs/{run.pk}/").status_code == 404
@@ -104,6 +159,55 @@ def test_viewer_scripts_live_in_static_files_not_inline(ada: Client, user: objec
     body = ada.get(f"/runs/{run.pk}/").content.decode()
     inline = re.findall(r"<script(?![^>]*\bsrc=)(?![^>]*application/json)[^>]*>", body)
     assert inline == []
+
+
+def test_viewer_shows_the_kept_score_and_lists_the_best_checkpoint_first(
+    ada: Client, user: object
+) -> None:
+    run = services.run_create(owner=user, name="evaluated")
+    keep_as_best(run, ci95_high=None, mean_lines=20.0, ci95_low=31.0, ended=0, piece_cap=500)
+    for kind, episode in (("best", 50), ("latest", 90), ("latest", 120)):
+        Checkpoint.objects.create(
+            run=run,
+            kind=kind,
+            file=f"runs/{run.pk}/{kind}-{episode}.pt",
+            episode=episode,
+            total_pieces=episode * 100,
+            wall_time=float(episode),
+        )
+    response = ada.get(f"/runs/{run.pk}/")
+    body = response.content.decode()
+
+    kept = re.search(r'id="stat-kept"[^>]*>([^<]*)<', body).group(1)
+    assert html.unescape(kept) == (
+        "≥ 31.0 (95% lower bound; no game ended before the cap of 500 pieces), 10 games"
+    )
+    listed = re.search(r'id="checkpoint-list">(.*?)</ul>', body, re.S).group(1)
+    ids = [int(i) for i in re.findall(r'data-checkpoint-id="(\d+)"', listed)]
+    by_episode = {c.pk: c.episode for c in Checkpoint.objects.filter(run=run)}
+    assert [by_episode[i] for i in ids] == [50, 120, 90]  # best, then newest first
+    best = listed.split("</li>")[0]
+    assert f'href="/runs/{run.pk}/play/?checkpoint={ids[0]}"' in best
+    assert "best evaluated</span>" in best and "hidden" not in best.split('class="tag best"')[1][:5]
+    assert 'id="no-checkpoints" hidden' in body
+    assert page_data(response, "viewer-page")["play_url"] == f"/runs/{run.pk}/play/"
+
+
+def test_viewer_says_when_evaluations_will_come(ada: Client, user: object) -> None:
+    run = services.run_create(
+        owner=user,
+        name="soon evaluated",
+        config={"eval_every_pieces": 20_000, "eval_games": 4, "eval_piece_cap": 500},
+    )
+    body = ada.get(f"/runs/{run.pk}/").content.decode()
+    assert "every 20,000 placements the greedy policy plays 4 games" in body
+    assert re.search(f'id="stat-kept"[^>]*>{NO_SCORE}<', body)
+    assert '<template id="checkpoint-item">' in body
+    assert re.search(r'id="no-checkpoints">', body)  # shown: none yet
+
+    never = services.run_create(owner=user, name="never", config={"eval_every_pieces": 0})
+    body = ada.get(f"/runs/{never.pk}/").content.decode()
+    assert "does not evaluate its policy while it trains" in body
 
 
 def test_failed_run_shows_its_error(ada: Client, user: object) -> None:

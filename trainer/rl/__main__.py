@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from trainer.rl.confidence import format_score
+from trainer.rl.confidence import score_text
 from trainer.rl.config import PRESETS, ConfigError, TrainConfig
 from trainer.rl.evaluation import EvalResult, evaluate
 from trainer.rl.events import Callback, CheckpointInfo, EpisodeMetrics
@@ -103,7 +103,7 @@ def format_table(result: EvalResult) -> str:
         ("games", f"{result.games}"),
         ("piece cap", cap),
         ("time budget", budget),
-        ("mean lines", format_score(result)),
+        ("mean lines", score_text(result.as_dict())),
         ("median lines", f"{result.median_lines:,.1f}"),
         ("min lines", f"{result.min_lines:,}"),
         ("max lines", f"{result.max_lines:,}"),

@@ -11,8 +11,9 @@ bootstrap interval stands in. Standard library and numpy only.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import numpy as np
@@ -43,21 +44,41 @@ class MeanInterval:
     """`exponential` (censored maximum likelihood) or `bootstrap`"""
 
 
-def format_score(score: Any) -> str:
-    """An evaluated score in words: its mean and interval, or its lower bound.
+# What a page or a table shows for a run with no evaluated score yet.
+NO_SCORE = "\N{EN DASH}"
 
-    `score` has `mean_lines`, `ci95_low`, `ci95_high`, `games` and `ended` (an EvalResult,
-    an evaluation event or row).
+
+def score_text(evaluation: Mapping[str, Any] | None) -> str:
+    """An evaluated score with its interval and its number of games; a dash if none.
+
+    "mean (95% CI low-high, N games)", an en dash between the bounds. When no game ended
+    before the piece cap, nothing bounds the mean from above, and the mean of the games
+    played (all cut short) lies below the lower bound: then only the bound is shown,
+    "≥ low (95% lower bound; no game ended before the cap of C pieces), N games".
+    static/js/scores.js writes the same text in the browser.
     """
-    if score.ci95_high is None:
-        return (
-            f"at least {score.ci95_low:,.0f} lines per game (95% lower bound: none of "
-            f"{score.games} games ended before the cap)"
-        )
-    return (
-        f"{score.mean_lines:,.1f} lines per game (95% interval {score.ci95_low:,.0f} to "
-        f"{score.ci95_high:,.0f}; {score.games} games, {score.ended} ended before the cap)"
-    )
+    if not evaluation or evaluation.get("ci95_low") is None:
+        return NO_SCORE
+    low, high = evaluation["ci95_low"], evaluation.get("ci95_high")
+    games = f"{evaluation['games']:,} game{'' if evaluation['games'] == 1 else 's'}"
+    if high is None:
+        cap = evaluation.get("piece_cap") or 0
+        ended = f"no game ended before the cap of {cap:,} pieces" if cap else "no game ended"
+        return f"≥ {_lines(low, low)} (95% lower bound; {ended}), {games}"
+    mean = evaluation["mean_lines"]
+    interval = f"{_lines(low, mean)}\N{EN DASH}{_lines(high, mean)}"
+    return f"{_lines(mean, mean)} (95% CI {interval}, {games})"
+
+
+def _lines(value: float, scale: float) -> str:
+    # One decimal for small scores, where it matters; none once they reach the hundreds.
+    # The figures of one score share the decimals of its headline number. Ties round away
+    # from zero from the shortest decimal form, as the browser's Intl.NumberFormat does,
+    # so a score reads the same before and after a page's script redraws it (a mean of 4
+    # games is often x.25 or x.75).
+    digits = 1 if abs(scale) < 100 else 0
+    rounded = Decimal(str(value)).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
+    return f"{rounded:,.{digits}f}"
 
 
 def score_interval(lines: Sequence[float], ended: Sequence[bool]) -> MeanInterval:

@@ -11,15 +11,19 @@ import json
 import time
 
 from django.core.management.base import BaseCommand, CommandError
+from kombu.exceptions import OperationalError
 
 from trainer import selectors, services
 from trainer.exporting import evaluation_summary
 from trainer.management.commands._helpers import acting_user, find_run, table
 from trainer.models import Evaluation, EvaluationChunk
-from trainer.rl.confidence import format_score
+from trainer.rl.confidence import score_text
 from trainer.rl.config import ConfigError
 
 POLL_SECONDS = 0.5
+EVALUATE_QUEUE = "evaluate"
+# How long live workers have to say which queues they serve.
+INSPECT_TIMEOUT_S = 1.0
 
 
 class Command(BaseCommand):
@@ -48,6 +52,12 @@ class Command(BaseCommand):
         user = acting_user(options["user"])
         run = find_run(options["run"], user)
         checkpoint = selectors.latest_checkpoint(run) if options["latest"] else None
+        if not options["here"] and not evaluate_queue_served():
+            self.stderr.write(
+                f"no live worker serves queue {EVALUATE_QUEUE} (make run starts one): "
+                "playing the games here"
+            )
+            options["here"] = True
         try:
             evaluation = services.evaluation_start(
                 run=run,
@@ -99,9 +109,22 @@ class Command(BaseCommand):
             return
         self.stdout.write(table(("game", "lines"), list(enumerate(lines, start=1))))
         self.stdout.write(
-            f"mean {format_score(evaluation)}\n"
+            f"mean lines {score_text(evaluation_summary(evaluation))}\n"
             f"median {evaluation.median_lines:,.1f}  "
             f"min {evaluation.min_lines:,}  max {evaluation.max_lines:,}  "
             f"piece cap {evaluation.piece_cap or 'none'}  "
             f"{evaluation.seconds:.1f} s of play over the workers"
         )
+
+
+def evaluate_queue_served() -> bool:
+    """Whether a live Celery worker consumes from the evaluate queue (asked by broadcast)."""
+    from celery import current_app
+
+    try:
+        answers = current_app.control.inspect(timeout=INSPECT_TIMEOUT_S).active_queues() or {}
+    except (OSError, OperationalError):  # no broker: no worker can be reached either
+        return False
+    return any(
+        queue.get("name") == EVALUATE_QUEUE for queues in answers.values() for queue in queues
+    )
