@@ -45,9 +45,14 @@ bench: install-dev
 	$(BIN)/python bench/env_speed.py
 	$(BIN)/python bench/admin_scale.py
 	$(BIN)/python bench/fanout.py
+	$(BIN)/python bench/evaluation_workers.py
 
+# Hours: learning curves, the learning targets over 10 seeds, dqn stability over 8.
 bench-learning: install-dev
 	$(BIN)/python bench/learning.py
+	$(BIN)/python bench/learning_targets.py --preset quick --minutes 2
+	$(BIN)/python bench/dqn_stability.py --seeds 1 2 3 4 5 6 7 8 \
+	  --variant off=replay_endings=0 --variant on=replay_endings=20000
 
 soak: install-dev
 	$(BIN)/python bench/soak.py
