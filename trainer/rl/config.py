@@ -175,12 +175,13 @@ class TrainConfig:
         per_transition = replay_bytes_per_transition(self.features, self.width)
         transitions = self.buffer_size + self.replay_endings
         if self.algorithm == "dqn" and transitions * per_transition > MAX_REPLAY_BYTES:
+            largest = MAX_REPLAY_BYTES // per_transition - self.replay_endings
             errors["buffer_size"] = (
-                f"buffer_size + replay_endings must be at most "
-                f"{MAX_REPLAY_BYTES // per_transition:,} with {self.features} "
+                f"must be at most {largest:,} with replay_endings {self.replay_endings:,} and "
+                f"{self.features} "
                 f"features on a board {self.width} wide (each transition takes "
                 f"{per_transition:,} bytes; the buffer may use {MAX_REPLAY_BYTES // 1024**3} "
-                f"GiB), got {transitions:,}"
+                f"GiB), got {self.buffer_size:,}"
             )
         games = self.cem_population * self.cem_games_per_sample
         if self.algorithm == "cem" and games > MAX_CEM_GAMES_PER_GENERATION:

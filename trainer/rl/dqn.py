@@ -134,13 +134,13 @@ def train_dqn(config: TrainConfig, run: RunContext, resumed: dict[str, Any] | No
     learning_starts = run.total_pieces + max(config.learning_starts, config.batch_size)
     inputs_standardised = resumed is not None
 
-    def policy() -> dict[str, Any]:
+    def policy(network: ValueNetwork) -> dict[str, Any]:
         return {
             "kind": "value_net",
             "features": config.features,
             "hidden_size": config.hidden_size,
             "gamma": config.gamma,
-            "state_dict": learner.value.state_dict(),
+            "state_dict": network.state_dict(),
         }
 
     def checkpoint() -> None:
@@ -153,13 +153,14 @@ def train_dqn(config: TrainConfig, run: RunContext, resumed: dict[str, Any] | No
             "torch_rng": torch.get_rng_state(),
             "updates": learner.updates,
         }
-        run.save(state, policy())
+        run.save(state, policy(learner.value))
 
     def evaluation() -> None:
-        # The acting network catches up with every update so far; the learner waits.
-        losses.extend(learner.finish())
+        # The policy the games play now: the acting network, which only finish() changes,
+        # so the learner's updates go on meanwhile and training is the same as without.
         name = f"episode {run.episodes}"
-        run.evaluate(ValueNetPolicy(name, learner.acting, config.features, config.gamma), policy())
+        acting = ValueNetPolicy(name, learner.acting, config.features, config.gamma)
+        run.evaluate(acting, policy(learner.acting))
 
     # the games, played in lockstep
     games = [run.new_game(rng) for _ in range(config.num_envs)]
