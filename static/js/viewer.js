@@ -25,6 +25,8 @@
   const BEST_GAME_KINDS = ["train", "eval"];
   const AGE_UNITS = [["day", 86400], ["hour", 3600], ["minute", 60], ["second", 1]];
   const RELATIVE_TIME = new Intl.RelativeTimeFormat("en", { numeric: "auto" });
+  const KEPT_CHECKPOINT = "best"; // what the Evaluate button scores: the kept policy
+  const FIELD_NAMES = { piece_cap: "piece cap" }; // the API's field names, as the page words them
 
   let socket = null;
   let attempt = 0;
@@ -35,6 +37,7 @@
   let lastFrame = null;
   let framePending = null;
   let commandPending = false;
+  let evaluationPending = false;
   let evaluations = new Map(); // by id: an update of an evaluation replaces it
 
   // --- small formatting helpers ---
@@ -131,20 +134,9 @@
   }
 
   async function setVisibility(visibility) {
-    const form = $("visibility-form");
     $("visibility-public").disabled = true;
     try {
-      const response = await fetch(page.run_url, {
-        method: "PATCH",
-        headers: {
-          "Content-Type": "application/json",
-          Accept: "application/json",
-          "X-CSRFToken": form.querySelector("[name=csrfmiddlewaretoken]").value,
-        },
-        body: JSON.stringify({ visibility }),
-      });
-      const body = await response.json();
-      if (!response.ok) throw new Error(body.error || Object.values(body.errors || {}).join("; "));
+      const body = await sendJson(page.run_url, "PATCH", { visibility });
       run.visibility = body.visibility;
     } catch (error) {
       showNotice(`Could not change who may watch the run: ${error.message}`);
@@ -152,6 +144,36 @@
       $("visibility-public").disabled = false;
       renderVisibility();
     }
+  }
+
+  // A JSON request to the API with the page's CSRF token. Answers the body, or throws an
+  // Error that says in words what went wrong.
+  async function sendJson(url, method, payload) {
+    let response;
+    try {
+      response = await fetch(url, {
+        method,
+        headers: {
+          "Content-Type": "application/json",
+          Accept: "application/json",
+          "X-CSRFToken": document.querySelector("[name=csrfmiddlewaretoken]").value,
+        },
+        body: JSON.stringify(payload),
+      });
+    } catch {
+      throw new Error("the server could not be reached");
+    }
+    const body = await response.json().catch(() => ({}));
+    if (!response.ok) throw new Error(errorWords(response, body));
+    return body;
+  }
+
+  // The API answers {"error": message}, or {"errors": {field: message}} for bad input.
+  function errorWords(response, body) {
+    if (body.error) return body.error;
+    const errors = Object.entries(body.errors || {});
+    if (!errors.length) return `the server answered ${response.status}`;
+    return errors.map(([field, message]) => `${FIELD_NAMES[field] || field}: ${message}`).join("; ");
   }
 
   function sendCommand(command) {
@@ -234,6 +256,57 @@
     $("evaluations-shown").hidden = scored.length === 0;
     const running = all.filter((evaluation) => evaluation.status === "running");
     setText("evaluations-progress", running.map(progressText).join(" · "));
+    const heldOut = keptOnHeldOutGames(all);
+    $("held-out").hidden = heldOut === null;
+    setText("held-out-score", ns.scoreText(heldOut));
+  }
+
+  // The kept policy's unbiased score: the newest finished requested evaluation of the
+  // `best` checkpoint. That checkpoint was taken at the placements of the periodic
+  // evaluation that chose it, so a policy taken there is the kept one.
+  function keptOnHeldOutGames(all) {
+    const kept = run.best_evaluation;
+    if (!kept) return null;
+    const ofKept = all.filter(
+      (evaluation) =>
+        evaluation.kind === "requested" &&
+        evaluation.status === "done" &&
+        evaluation.total_pieces === kept.total_pieces,
+    );
+    return ofKept.sort((a, b) => a.id - b.id).at(-1) || null;
+  }
+
+  // Only the owner (or staff) may spend the evaluate workers' time.
+  function renderEvaluateForm() {
+    $("evaluate-form").hidden = !(run && run.can_control);
+    const button = $("evaluate-button");
+    button.disabled = evaluationPending;
+    button.textContent = evaluationPending ? "Starting…" : "Evaluate";
+  }
+
+  // The evaluation comes back at once, running; the socket then brings its progress and
+  // its score like any other evaluation's.
+  async function startEvaluation() {
+    evaluationPending = true;
+    renderEvaluateForm();
+    showNotice("");
+    try {
+      const evaluation = await sendJson($("evaluate-form").action, "POST", {
+        games: $("evaluate-games").valueAsNumber, // NaN (an empty field) is sent as null
+        piece_cap: $("evaluate-piece-cap").valueAsNumber,
+        checkpoint: KEPT_CHECKPOINT,
+      });
+      // The socket's copy may have come first, and be further along: it stands.
+      if (run !== null && !evaluations.has(evaluation.id)) {
+        evaluations.set(evaluation.id, evaluation);
+        renderEvaluations();
+      }
+    } catch (error) {
+      showNotice(`Could not start the evaluation: ${error.message}`);
+    } finally {
+      evaluationPending = false;
+      renderEvaluateForm();
+    }
   }
 
   // A requested evaluation reports its progress as its games are played.
@@ -334,6 +407,7 @@
       if (points.length) run.placements_per_second = points[points.length - 1].placements_per_second;
       setStatus(run.status, run.error);
       renderVisibility();
+      renderEvaluateForm();
       renderSummary();
       evaluations = new Map(message.evaluations.map((evaluation) => [evaluation.id, evaluation]));
       renderEvaluations();
@@ -356,6 +430,11 @@
     evaluation(message) {
       if (run === null) return;
       const evaluation = message.evaluation;
+      const before = evaluations.get(evaluation.id);
+      if (evaluation.status === "failed" && before && before.status === "running") {
+        const policy = `the policy of episode ${formatNumber(evaluation.episode)}`;
+        showNotice(`The evaluation of ${policy} failed: its checkpoint is gone or unreadable.`);
+      }
       evaluations.set(evaluation.id, evaluation);
       if (becomesKept(evaluation)) run.best_evaluation = evaluation;
       renderEvaluations();
@@ -430,6 +509,10 @@
   $("stop-button").addEventListener("click", () => sendCommand("stop"));
   $("start-button").addEventListener("click", () => sendCommand("start"));
   $("notice").addEventListener("click", () => showNotice(""));
+  $("evaluate-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    if (!evaluationPending) startEvaluation();
+  });
   $("visibility-public").addEventListener("change", (event) => {
     setVisibility(event.target.checked ? "public" : "private");
   });

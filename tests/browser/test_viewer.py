@@ -64,7 +64,7 @@ def test_quick_run_is_watched_live_stopped_reloaded_and_started_again(
     expect(page.locator('.chart[data-metric="lines"] canvas')).to_be_visible()
     if updating_screenshots():
         page.wait_for_timeout(30_000)  # let the curves grow for the README's picture
-    save_screenshot(page, "viewer.png", tmp_path)
+    save_screenshot(page, "viewer-live.png", tmp_path)
 
     runs = page.context.new_page()
     runs.goto(f"{base}/")
