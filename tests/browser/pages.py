@@ -1,6 +1,7 @@
 """Steps that several browser tests take: signing in, reading the viewer, screenshots."""
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -48,3 +49,16 @@ def save_screenshot(page: Page, name: str, folder: Path) -> Path:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, SCREENSHOTS / name)
     return path
+
+
+def start_run_in_form(page: Page, base: str, name: str, settings: dict[str, str]) -> int:
+    """Fill the New run form (preset quick, then `settings` by field name), submit it, and
+    return the new run's id once its viewer is open."""
+    page.goto(f"{base}/runs/new/")
+    page.fill("#id_name", name)
+    page.select_option("#id_preset", "quick")
+    for field, value in settings.items():
+        page.fill(f"#id_{field}", value)
+    page.click("#run-form button[type=submit]")
+    page.wait_for_url(re.compile(r"/runs/\d+/$"))
+    return int(page.url.rstrip("/").rsplit("/", 1)[1])

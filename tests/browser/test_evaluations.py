@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.pages import save_screenshot, sign_in
+from tests.browser.pages import save_screenshot, sign_in, start_run_in_form
 from tests.visualizer.test_pages import add_evaluation, keep_as_best
 from tetris_site import stack
 from trainer import services
@@ -68,16 +68,9 @@ def test_evaluations_are_drawn_live_and_the_best_checkpoint_joins_the_list_witho
     page, base = browser_page, live_daphne.url
     sign_in(page, base, "ada", PASSWORD)
 
-    page.goto(f"{base}/runs/new/")
-    page.fill("#id_name", "evaluated while it trains")
-    page.select_option("#id_preset", "quick")
-    page.fill("#id_max_minutes", "3")  # a bound on the run, should the stop never arrive
-    page.fill("#id_threads", "1")
-    for name, value in EVALUATED_OFTEN.items():
-        page.fill(f"#id_{name}", value)
-    page.click("#run-form button[type=submit]")
-    page.wait_for_url(re.compile(r"/runs/\d+/$"))
-    run_id = int(page.url.rstrip("/").rsplit("/", 1)[1])
+    # max_minutes: a bound on the run, should the stop never arrive
+    settings = {"max_minutes": "3", "threads": "1", **EVALUATED_OFTEN}
+    run_id = start_run_in_form(page, base, "evaluated while it trains", settings)
     expect(page.locator("#connection")).to_have_attribute("data-state", "live")
     page.evaluate("window.notReloaded = true")  # gone if the page ever reloads
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, Route, expect
 
-from tests.browser.pages import save_screenshot, sign_in
+from tests.browser.pages import save_screenshot, sign_in, start_run_in_form
 from tetris_site import stack
 from trainer import services
 from trainer.exporting import evaluation_summary
@@ -66,16 +66,9 @@ def test_kept_policy_scores_on_held_out_games_at_least_half_its_periodic_evaluat
     page, base = browser_page, live_daphne.url
     sign_in(page, base, "ada", PASSWORD)
 
-    page.goto(f"{base}/runs/new/")
-    page.fill("#id_name", "kept policy, held out")
-    page.select_option("#id_preset", "quick")
-    for name, value in BUDGET.items():
-        page.fill(f"#id_{name}", value)
-    expect(page.locator("#id_seed")).to_have_value("1")
-    page.click("#run-form button[type=submit]")
-    page.wait_for_url(re.compile(r"/runs/\d+/$"))
+    run_id = start_run_in_form(page, base, "kept policy, held out", BUDGET)
     deadline = time.monotonic() + TRAINING_S
-    run_id = int(page.url.rstrip("/").rsplit("/", 1)[1])
+    assert Run.objects.get(pk=run_id).seed == 1  # the form's default seed
     expect(page.locator("#connection")).to_have_attribute("data-state", "live")
     page.evaluate("window.notReloaded = true")  # gone if the page ever reloads
 

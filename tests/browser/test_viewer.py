@@ -14,6 +14,7 @@ from tests.browser.pages import (
     chart_points,
     save_screenshot,
     sign_in,
+    start_run_in_form,
     updating_screenshots,
 )
 from tetris_site import stack
@@ -37,14 +38,9 @@ def test_quick_run_is_watched_live_stopped_reloaded_and_started_again(
     page, base = browser_page, live_daphne.url
     sign_in(page, base, "ada", PASSWORD)
 
-    page.goto(f"{base}/runs/new/")
-    page.fill("#id_name", "watched in a browser")
-    page.select_option("#id_preset", "quick")
-    page.fill("#id_max_minutes", "3")  # a bound on the run, should the stop never arrive
-    page.fill("#id_threads", "1")
-    page.click("#run-form button[type=submit]")
-    page.wait_for_url(re.compile(r"/runs/\d+/$"))
-    run_id = int(page.url.rstrip("/").rsplit("/", 1)[1])
+    # max_minutes: a bound on the run, should the stop never arrive
+    settings = {"max_minutes": "3", "threads": "1"}
+    run_id = start_run_in_form(page, base, "watched in a browser", settings)
 
     expect(page.locator("#connection")).to_have_attribute("data-state", "live")
     expect(page.locator("#run-status")).to_have_text("running", timeout=WAIT_MS)
