@@ -332,6 +332,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "hidden_size": 128,
         "lr_decay_pieces": 5_000_000,
         "buffer_size": 300_000,
+        # its policies outlive 10,000 pieces early: a longer cap ranks them, and rarer
+        # evaluations keep their cost near a tenth of the run
+        "eval_every_pieces": 500_000,
+        "eval_piece_cap": 50_000,
     },
     # the long cross-entropy run after the published records: trained on a 13-row board,
     # where a good agent's games last tens of thousands of lines instead of tens of millions
