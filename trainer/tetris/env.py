@@ -6,25 +6,13 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from trainer.tetris.features import FEATURE_SETS
 from trainer.tetris.game import Afterstates, TetrisGame
-from trainer.tetris.pieces import NUM_PIECES, PIECE_NAMES
+from trainer.tetris.pieces import NUM_PIECES
+from trainer.tetris.render import ansi_frame, rgb_frame
 
-# RGB per cell value: empty, then I O T S Z J L in their usual guideline colours.
-PALETTE = np.array(
-    [
-        (24, 24, 32),
-        (0, 240, 240),
-        (240, 240, 0),
-        (160, 0, 240),
-        (0, 240, 0),
-        (240, 0, 0),
-        (0, 0, 240),
-        (240, 160, 0),
-    ],
-    np.uint8,
-)
-GRID_COLOUR = (48, 48, 60)
-CELL_PIXELS = 16
+ILLEGAL_ACTIONS = ("end", "noop", "penalty")
+FEATURE_OBSERVATIONS = ("afterstates", "board")
 
 
 class TetrisEnv(gym.Env[dict[str, Any], int]):
@@ -41,8 +29,9 @@ class TetrisEnv(gym.Env[dict[str, Any], int]):
     `Discrete(4 * width)`: action `rotation * width + column`, where `column` is the board
     column of the rotated piece's leftmost cell. Rotations are clockwise quarter turns from
     the spawn orientation; a rotation that repeats an earlier one (O: 1-3, I/S/Z: 2-3) is
-    never legal. `info["action_mask"]` (int8) marks the legal placements: those that end with
-    the whole piece inside the board.
+    never legal. A placement is legal when it ends with the whole piece inside the board.
+    `env.action_masks()` (bool, the convention of sb3-contrib's MaskablePPO) and
+    `info["action_mask"]` (int8) mark the legal ones.
 
     ## Observation Space
 
@@ -54,11 +43,17 @@ class TetrisEnv(gym.Env[dict[str, Any], int]):
     | `piece`      | `Discrete(7)`                       | current piece, index in "IOTSZJL"  |
     | `next_piece` | `Discrete(7)`                       | the piece after it (a preview)     |
 
+    With `features="afterstates"` it adds `afterstate_features`, float32
+    `(4 * width, n)`: row `a` holds the features of the board that action `a` leads to
+    (zeros where `a` is illegal). With `features="board"` it adds `board_features`, float32
+    `(n,)`: the current board's own features. `n` is the size of `feature_set`.
+
     The research standard (one-piece play) ignores `next_piece`.
 
     ## Rewards
 
-    The number of lines cleared by the placement (0 to 4).
+    The number of lines cleared by the placement (0 to 4); `-illegal_penalty` for an
+    illegal action under `illegal_action="penalty"`.
 
     ## Starting State
 
@@ -67,24 +62,37 @@ class TetrisEnv(gym.Env[dict[str, Any], int]):
     ## Episode End
 
     1. Termination: the new current piece has no legal placement (the game is over).
-    2. Termination: the action was not legal (as MDPTetris, a placement that does not fit
-       ends the game); the board is left as it was and the reward is 0.
+    2. An illegal action, as `illegal_action` says:
+       - `"end"` (the default, as MDPTetris: a placement that does not fit ends the game):
+         terminates; the board is left as it was and the reward is 0.
+       - `"noop"`: nothing happens; the same piece waits, and the reward is 0.
+       - `"penalty"`: nothing happens, and the reward is `-illegal_penalty`.
 
-    There is no truncation; `gymnasium.make(..., max_episode_steps=N)` adds one.
+       Either way `info["illegal_action"]` is True for that step.
+
+    There is no truncation; `gymnasium.make(..., max_episode_steps=N)` adds one (advised
+    with `"noop"` or `"penalty"`, where an agent can repeat an illegal action for ever).
 
     ## Info
 
-    `action_mask` (int8, `4 * width`), and the running totals `lines`, `score` (40, 100,
-    300, 1200 for 1-4 lines at once) and `pieces`.
+    `action_mask` (int8, `4 * width`), `illegal_action` (bool), and the running totals
+    `lines`, `score` (40, 100, 300, 1200 for 1-4 lines at once) and `pieces`.
 
     ## Arguments
 
-    | Parameter     | Type  | Default     | Description                                    |
-    |---------------|-------|-------------|------------------------------------------------|
-    | `width`       | int   | `10`        | board width (4 to 61)                          |
-    | `height`      | int   | `20`        | board height (at least 4)                      |
-    | `randomizer`  | str   | `"uniform"` | `"uniform"` (each piece independent) or `"bag7"` |
-    | `render_mode` | str   | `None`      | `"ansi"` (text frame) or `"rgb_array"`          |
+    | Parameter         | Type  | Default     | Description                                  |
+    |-------------------|-------|-------------|----------------------------------------------|
+    | `width`           | int   | `10`        | board width (4 to 61)                        |
+    | `height`          | int   | `20`        | board height (at least 4)                    |
+    | `randomizer`      | str   | `"uniform"` | `"uniform"` (each piece independent) or `"bag7"` |
+    | `render_mode`     | str   | `None`      | `"ansi"` (text frame) or `"rgb_array"`        |
+    | `illegal_action`  | str   | `"end"`     | `"end"`, `"noop"` or `"penalty"` (above)       |
+    | `illegal_penalty` | float | `1.0`       | the penalty's size                           |
+    | `features`        | str   | `None`      | `"afterstates"` or `"board"` (above)           |
+    | `feature_set`     | str   | `"bcts"`    | `"classic"`, `"dellacherie"` or `"bcts"`       |
+
+    Both render modes show the piece to place, the next piece, the lines and the score
+    beside the board.
 
     `env.unwrapped.afterstates(feature_set, with_boards)` returns every legal placement with
     its afterstate features in one call; `env.unwrapped.game` is the underlying TetrisGame.
@@ -102,19 +110,38 @@ class TetrisEnv(gym.Env[dict[str, Any], int]):
         height: int = 20,
         randomizer: str = "uniform",
         render_mode: str | None = None,
+        illegal_action: str = "end",
+        illegal_penalty: float = 1.0,
+        features: str | None = None,
+        feature_set: str = "bcts",
     ) -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}")
+        _choose("render_mode", render_mode, (None, *self.metadata["render_modes"]))
+        _choose("illegal_action", illegal_action, ILLEGAL_ACTIONS)
+        _choose("features", features, (None, *FEATURE_OBSERVATIONS))
+        _choose("feature_set", feature_set, tuple(FEATURE_SETS))
+        if not np.isfinite(illegal_penalty):
+            raise ValueError(f"illegal_penalty must be finite, got {illegal_penalty!r}")
         self.game = TetrisGame(width, height, randomizer, seed=0)
         self.render_mode = render_mode
+        self.illegal_action = illegal_action
+        self.illegal_penalty = float(illegal_penalty)
+        self.features = features
+        self.feature_set = feature_set
         self.action_space = spaces.Discrete(self.game.num_actions)
-        self.observation_space = spaces.Dict(
-            {
-                "board": spaces.Box(0, 1, (height, width), np.uint8),
-                "piece": spaces.Discrete(NUM_PIECES),
-                "next_piece": spaces.Discrete(NUM_PIECES),
-            }
-        )
+        observations: dict[str, spaces.Space] = {
+            "board": spaces.Box(0, 1, (height, width), np.uint8),
+            "piece": spaces.Discrete(NUM_PIECES),
+            "next_piece": spaces.Discrete(NUM_PIECES),
+        }
+        count = len(FEATURE_SETS[feature_set])
+        # Every feature counts cells, rows or depths: none is negative or above this.
+        most = float(width * height * height)
+        if features == "afterstates":
+            shape = (self.game.num_actions, count)
+            observations["afterstate_features"] = spaces.Box(0, most, shape, np.float32)
+        elif features == "board":
+            observations["board_features"] = spaces.Box(0, most, (count,), np.float32)
+        self.observation_space = spaces.Dict(observations)
         self._mask = np.zeros(self.game.num_actions, np.int8)
 
     def reset(
@@ -124,52 +151,70 @@ class TetrisEnv(gym.Env[dict[str, Any], int]):
         super().reset(seed=seed)
         self.game.reset(int(self.np_random.integers(2**63)))
         self._mask = self.game.action_mask()
-        return self._observation(), self._info()
+        return self._observation(), self._info(illegal=False)
 
     def step(self, action: int) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
-        """Place the current piece by action."""
+        """Place the current piece by action; an illegal one is handled as `illegal_action` says."""
         game = self.game
-        lines = game.step_and_mask(action, self._mask)
-        if lines < 0:
+        lines = game.step_and_mask(action, self._mask)  # -1, and nothing changed, if illegal
+        legal = lines >= 0
+        if legal:
+            reward = float(lines)
+        elif self.illegal_action == "end":
             game.top_out()
             self._mask[:] = 0
-            lines = 0
-        return self._observation(), float(lines), game.game_over, False, self._info()
+            reward = 0.0
+        else:
+            reward = -self.illegal_penalty if self.illegal_action == "penalty" else 0.0
+        return self._observation(), reward, game.game_over, False, self._info(illegal=not legal)
+
+    def action_masks(self) -> np.ndarray:
+        """bool over all actions: True where the placement is legal (sb3-contrib's convention)."""
+        return self._mask.astype(bool)
 
     def afterstates(self, feature_set: str = "bcts", with_boards: bool = False) -> Afterstates:
         """Every legal placement of the current piece with its afterstate features."""
         return self.game.afterstates(feature_set, with_boards)
 
     def render(self) -> str | np.ndarray | None:
-        """The board as text ("ansi") or as an RGB image ("rgb_array")."""
+        """The frame as text ("ansi") or as an RGB image ("rgb_array"), with the totals."""
         if self.render_mode == "ansi":
-            g = self.game
-            frame = g.board_string()
-            rows = [frame[i : i + g.width] for i in range(0, len(frame), g.width)]
-            status = (
-                f"lines {g.lines}  score {g.score}  pieces {g.pieces}  "
-                f"next {PIECE_NAMES[g.next_piece]}"
-            )
-            return "\n".join([*rows, status]) + "\n"
+            return ansi_frame(self.game)
         if self.render_mode == "rgb_array":
-            cells = self.game.colours()
-            image = PALETTE[cells].repeat(CELL_PIXELS, axis=0).repeat(CELL_PIXELS, axis=1)
-            image[CELL_PIXELS - 1 :: CELL_PIXELS, :] = GRID_COLOUR
-            image[:, CELL_PIXELS - 1 :: CELL_PIXELS] = GRID_COLOUR
-            return image
+            return rgb_frame(self.game)
         return None
 
     def _observation(self) -> dict[str, Any]:
         """The observation dict of the current state."""
         game = self.game
-        return {"board": game.board(), "piece": game.current_piece, "next_piece": game.next_piece}
+        observation = {
+            "board": game.board(),
+            "piece": game.current_piece,
+            "next_piece": game.next_piece,
+        }
+        if self.features == "afterstates":
+            table = np.zeros(self.observation_space["afterstate_features"].shape, np.float32)
+            if not game.game_over:
+                after = game.afterstates(self.feature_set)
+                table[after.actions] = after.features
+            observation["afterstate_features"] = table
+        elif self.features == "board":
+            observation["board_features"] = game.features(self.feature_set)
+        return observation
 
-    def _info(self) -> dict[str, Any]:
+    def _info(self, illegal: bool) -> dict[str, Any]:
         """The info dict of the current state."""
         game = self.game
         return {
             "action_mask": self._mask.copy(),
+            "illegal_action": illegal,
             "lines": game.lines,
             "score": game.score,
             "pieces": game.pieces,
         }
+
+
+def _choose(name: str, value: Any, allowed: tuple) -> None:
+    """ValueError naming the allowed values unless `value` is one of them."""
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from trainer.tetris import ENV_ID, PIECE_NAMES, TetrisEnv
+from trainer.tetris import ENV_ID, PIECE_NAMES, TetrisEnv, render
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -123,7 +123,8 @@ def test_ansi_render_draws_the_frame_and_the_totals() -> None:
     assert len(lines) == 21
     assert lines[:18] == ["." * 10] * 18
     assert lines[18:20] == [".T........", "TTT......."]
-    assert lines[20] == f"lines 0  score 0  pieces 1  next {PIECE_NAMES[env.game.next_piece]}"
+    piece, following = (PIECE_NAMES[p] for p in (env.game.current_piece, env.game.next_piece))
+    assert lines[20] == f"piece {piece}  next {following}  lines 0  score 0  pieces 1"
 
 
 def test_rgb_render_paints_each_piece_in_its_colour() -> None:
@@ -132,7 +133,110 @@ def test_rgb_render_paints_each_piece_in_its_colour() -> None:
     env.game.set_board("." * 200, PIECE_NAMES.index("I"))
     env.step(0)
     image = env.render()
-    assert image.shape == (20 * 16, 10 * 16, 3) and image.dtype == np.uint8
+    assert image.shape == (20 * 16, (10 + 6) * 16, 3) and image.dtype == np.uint8
     bottom_left = image[-8, 8]
     empty = image[8, 8]
     assert bottom_left.tolist() == [0, 240, 240] and empty.tolist() == [24, 24, 32]
+
+
+def panel_colours(image: np.ndarray, top: int, bottom: int) -> set[tuple[int, ...]]:
+    """The colours in rows top to bottom of the panel beside a 10-wide board."""
+    return {tuple(c) for c in image[top:bottom, 10 * 16 :].reshape(-1, 3).tolist()}
+
+
+def test_rgb_render_shows_the_piece_to_place_the_next_and_the_score() -> None:
+    env = TetrisEnv(render_mode="rgb_array")
+    env.reset(seed=0)
+    env.game.set_board("." * 180 + "SSSSSSSSS." * 2, PIECE_NAMES.index("I"))
+    before = env.render()
+    colour = tuple(render.PALETTE[1 + PIECE_NAMES.index("I")].tolist())
+    assert colour in panel_colours(before, 18, 54)  # PIECE
+    following = tuple(render.PALETTE[1 + env.game.next_piece].tolist())
+    assert following in panel_colours(before, 68, 104)  # NEXT
+    env.step(1 * 10 + 9)  # clears 2 lines: 100 points
+    after = env.render()
+    assert not np.array_equal(before[118:132, 160:], after[118:132, 160:])  # the lines
+    assert not np.array_equal(before[146:160, 160:], after[146:160, 160:])  # the score
+    assert before[:, :160].shape == after[:, :160].shape
+
+
+def test_action_masks_is_the_bool_mask_of_the_legal_placements() -> None:
+    env = gym.make(ENV_ID)
+    _, info = env.reset(seed=6)
+    for _ in range(20):
+        masks = env.unwrapped.action_masks()
+        assert masks.dtype == np.bool_
+        assert masks.tolist() == info["action_mask"].astype(bool).tolist()
+        _, _, terminated, _, info = env.step(int(np.flatnonzero(masks)[0]))
+        assert info["illegal_action"] is False
+        if terminated:
+            break
+
+
+@pytest.mark.parametrize(
+    ("option", "penalty", "reward", "ends"),
+    [("end", 1.0, 0.0, True), ("noop", 1.0, 0.0, False), ("penalty", 2.5, -2.5, False)],
+)
+def test_illegal_action_is_handled_as_asked_and_said_in_info(
+    option: str, penalty: float, reward: float, ends: bool
+) -> None:
+    env = TetrisEnv(illegal_action=option, illegal_penalty=penalty)
+    env.reset(seed=0)
+    env.game.set_board("." * 180 + "SSSSSSSSS." * 2, PIECE_NAMES.index("I"))
+    env.reset(seed=0)
+    board, piece, mask = env.game.board_string(), env.game.current_piece, env.action_masks()
+    illegal = int(np.flatnonzero(~mask)[0])
+    _, got, terminated, truncated, info = env.step(illegal)
+    assert (got, terminated, truncated, info["illegal_action"]) == (reward, ends, False, True)
+    if not ends:  # nothing happened: the same piece waits on the same board
+        assert env.game.board_string() == board and env.game.current_piece == piece
+        assert env.action_masks().tolist() == mask.tolist() and info["pieces"] == 0
+        _, got, _, _, info = env.step(int(np.flatnonzero(mask)[0]))
+        assert info["illegal_action"] is False and info["pieces"] == 1
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {"illegal_action": "skip"},
+        {"illegal_penalty": float("nan")},
+        {"features": "pixels"},
+        {"feature_set": "mine"},
+        {"render_mode": "human"},
+    ],
+)
+def test_bad_options_are_refused_by_name(arguments: dict) -> None:
+    with pytest.raises(ValueError, match=next(iter(arguments))):
+        TetrisEnv(**arguments)
+
+
+@pytest.mark.parametrize("features", ["afterstates", "board"])
+def test_feature_observations_pass_check_env(features: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_env(gym.make(ENV_ID, features=features).unwrapped)
+
+
+def test_afterstate_features_are_each_actions_afterstate() -> None:
+    env = TetrisEnv(features="afterstates", feature_set="dellacherie")
+    obs, info = env.reset(seed=4)
+    for _ in range(30):
+        assert env.observation_space.contains(obs)
+        table = obs["afterstate_features"]
+        assert table.shape == (40, 6) and table.dtype == np.float32
+        after = env.game.afterstates("dellacherie")
+        assert np.array_equal(table[after.actions], after.features)
+        illegal = np.flatnonzero(info["action_mask"] == 0)
+        assert not table[illegal].any()
+        obs, _, terminated, _, info = env.step(int(after.actions[0]))
+        if terminated:
+            break
+
+
+def test_board_features_are_the_boards_own() -> None:
+    env = TetrisEnv(features="board")
+    obs, _ = env.reset(seed=4)
+    env.step(int(np.flatnonzero(env.action_masks())[0]))
+    obs, *_ = env.step(int(np.flatnonzero(env.action_masks())[0]))
+    assert obs["board_features"].tolist() == env.game.features("bcts").tolist()
+    assert obs["board_features"].shape == (8,)
