@@ -31,6 +31,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "axes",
+    # ninja: its own copy of Swagger UI, so /api/docs works with no other host reachable
+    "ninja",
     "trainer",
     "visualizer",
 ]
