@@ -195,6 +195,26 @@ STATIC_ROOT = DATA_DIR / "staticfiles"
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(DATA_DIR / "media")))
 
+# Where checkpoint files are kept. `files` (the default): under MEDIA_ROOT, as any laptop
+# expects. `database`: in the database itself, in 1 MiB chunks (trainer/storage.py), so
+# hosts that share the database and Redis and nothing else can resume, evaluate, play and
+# download each other's runs; a checkpoint is a few hundred kilobytes.
+CHECKPOINT_STORAGE = env_str("CHECKPOINT_STORAGE", "files")
+_CHECKPOINT_BACKENDS = {
+    "files": "django.core.files.storage.FileSystemStorage",
+    "database": "trainer.storage.DatabaseStorage",
+}
+if CHECKPOINT_STORAGE not in _CHECKPOINT_BACKENDS:
+    raise ValueError(
+        f"CHECKPOINT_STORAGE must be one of {', '.join(_CHECKPOINT_BACKENDS)}, "
+        f"got {CHECKPOINT_STORAGE!r}"
+    )
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "checkpoints": {"BACKEND": _CHECKPOINT_BACKENDS[CHECKPOINT_STORAGE]},
+}
+
 # HTTPS=1 behind a TLS-terminating proxy: secure cookies, HSTS and redirect to https.
 HTTPS = env_bool("HTTPS", False)
 SESSION_COOKIE_SECURE = HTTPS

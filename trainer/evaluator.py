@@ -12,7 +12,7 @@ from django.db import DatabaseError
 from django.db.models import F
 from django.utils import timezone
 
-from trainer import services
+from trainer import checkpoint_files, services
 from trainer.models import Evaluation, EvaluationChunk
 from trainer.recording import BestGameRecorder
 from trainer.rl.evaluation import evaluate, evaluation_seeds
@@ -67,7 +67,7 @@ def chunk_execute(*, chunk_id: int, worker: str) -> bool:
     seeds = evaluation_seeds(chunk.first_game + chunk.games)[chunk.first_game :]
     try:
         result = evaluate(
-            evaluation.checkpoint.file.path,
+            checkpoint_files.local_path(evaluation.checkpoint),
             seeds=seeds,
             piece_cap=evaluation.piece_cap,
             width=run.config.get("width", 10),

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.files.storage import Storage
 from django.db import models
 from django.utils import timezone
+
+from trainer.storage import CheckpointStorage
 
 
 class InvalidTransition(Exception):
@@ -177,6 +180,11 @@ class Metric(models.Model):
         ]
 
 
+def checkpoint_storage() -> Storage:
+    """Checkpoints' storage, `STORAGES["checkpoints"]`: files, or the database (a lab's choice)."""
+    return CheckpointStorage()
+
+
 def checkpoint_upload_to(instance: Checkpoint, filename: str) -> str:
     """Checkpoints live under MEDIA_ROOT/runs/<run id>/."""
     return f"runs/{instance.run_id}/{filename}"
@@ -191,7 +199,9 @@ class Checkpoint(models.Model):
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="checkpoints")
     kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.LATEST)
-    file = models.FileField(upload_to=checkpoint_upload_to, max_length=500)
+    file = models.FileField(
+        upload_to=checkpoint_upload_to, storage=checkpoint_storage, max_length=500
+    )
     episode = models.BigIntegerField()
     total_pieces = models.BigIntegerField()
     wall_time = models.FloatField()
@@ -336,3 +346,27 @@ class EvaluationChunk(models.Model):
 
     def __str__(self) -> str:
         return f"evaluation {self.evaluation_id} chunk {self.index}"
+
+
+class StoredFile(models.Model):
+    """A file kept in the database (trainer.storage.DatabaseStorage); its bytes are chunks."""
+
+    name = models.CharField(max_length=500, unique=True)
+    size = models.BigIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.size:,} bytes)"
+
+
+class StoredFileChunk(models.Model):
+    """One piece of a stored file, in order of `index`."""
+
+    file = models.ForeignKey(StoredFile, on_delete=models.CASCADE, related_name="chunks")
+    index = models.IntegerField()
+    data = models.BinaryField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["file", "index"], name="stored_chunk_unique_index")
+        ]

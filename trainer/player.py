@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import redis
 
-from trainer import plays
+from trainer import checkpoint_files, plays
 from trainer.models import Checkpoint
 from trainer.rl import load_policy
 from trainer.rl.policies import Policy, one_torch_thread
@@ -69,7 +69,7 @@ def load_play_policy(spec: plays.PlaySpec) -> Policy:
     checkpoint = Checkpoint.objects.filter(pk=spec.checkpoint_id, run_id=spec.run_id).first()
     if checkpoint is None:
         raise FileNotFoundError("the checkpoint was deleted (a run keeps its 10 latest)")
-    return load_policy(checkpoint.file.path)
+    return load_policy(checkpoint_files.local_path(checkpoint))
 
 
 @dataclass

@@ -10,7 +10,7 @@ import socket
 import threading
 from collections.abc import Sequence
 
-from trainer import services
+from trainer import checkpoint_files, services
 from trainer.models import InvalidTransition, Run
 from trainer.recording import RunRecorder
 from trainer.rl import Callback, TrainConfig, TrainingDiverged, train
@@ -63,7 +63,7 @@ def run_execute(
                 else lambda: interrupt.is_set() or recorder.should_stop()
             ),
             checkpoint_dir=services.run_media_dir(run.pk),
-            resume_from=checkpoint.file.path if checkpoint else None,
+            resume_from=checkpoint_files.local_path(checkpoint) if checkpoint else None,
         )
     except TrainingDiverged as error:
         _end_failed(run, recorder, publisher, f"training diverged: {error}")

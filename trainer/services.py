@@ -21,7 +21,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from trainer import plays
+from trainer import checkpoint_files, plays
 from trainer.exporting import best_games_summary, checkpoint_summary, evaluation_summary
 from trainer.models import (
     BestGame,
@@ -171,7 +171,10 @@ def run_delete(*, run: Run, user: AbstractBaseUser) -> None:
     if run.status in (Run.Status.RUNNING, Run.Status.STOPPING):
         raise InvalidTransition(f"run {run.pk} is {run.status}: stop it before deleting it")
     folder = run_media_dir(run.pk)
+    checkpoints = list(Checkpoint.objects.filter(run=run))
     run.delete()
+    for checkpoint in checkpoints:
+        checkpoint_files.delete(checkpoint)
     shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -257,15 +260,15 @@ def run_record_checkpoint(*, run_id: int, info: events.CheckpointInfo, wall_time
     prefix = "best-episode" if info.kind == Checkpoint.Kind.BEST else "episode"
     snapshot = Path(info.path).parent / f"{prefix}-{info.episode:09d}.pt"
     _link_or_copy(Path(info.path), snapshot)
-    media_root = Path(settings.MEDIA_ROOT)
+    size = snapshot.stat().st_size
     kept = Checkpoint.objects.create(
         run_id=run_id,
         kind=info.kind,
-        file=str(snapshot.relative_to(media_root)),
+        file=checkpoint_files.store(snapshot),
         episode=info.episode,
         total_pieces=info.total_pieces,
         wall_time=wall_time,
-        size_bytes=snapshot.stat().st_size,
+        size_bytes=size,
     )
     same_kind = Checkpoint.objects.filter(run_id=run_id, kind=info.kind).exclude(pk=kept.pk)
     keep = 0 if info.kind == Checkpoint.Kind.BEST else CHECKPOINTS_KEPT - 1
@@ -274,7 +277,7 @@ def run_record_checkpoint(*, run_id: int, info: events.CheckpointInfo, wall_time
         # writes the same episode again): the file goes with its last row.
         others = Checkpoint.objects.filter(file=old.file.name).exclude(pk=old.pk).exists()
         if not others:
-            Path(media_root / old.file.name).unlink(missing_ok=True)
+            checkpoint_files.delete(old)
         old.delete()
     publish_checkpoints(run_id)
 

@@ -7,7 +7,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from trainer import plays, selectors
+from trainer import checkpoint_files, plays, selectors
 from trainer.management.commands._helpers import acting_user, find_run
 from trainer.terminal import TerminalScreen, board_lines
 
@@ -67,7 +67,7 @@ class Command(BaseCommand):
                 f"it has episodes {', '.join(episodes)}"
             )
         title = f"run {run.pk} @ episode {checkpoint.episode:,}"
-        return checkpoint.file.path, title, run.config
+        return str(checkpoint_files.local_path(checkpoint)), title, run.config
 
     def _play(self, source: str, title: str, board: dict, options: dict) -> None:
         from trainer.player import GamePlayer
