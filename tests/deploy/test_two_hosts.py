@@ -2,14 +2,18 @@
 processes, and two worker "hosts" that share only the database and Redis.
 
 Each host has its own DATA_DIR and MEDIA_ROOT and no folder in common, so checkpoints go
-through CHECKPOINT_STORAGE=database. A run trains on host B, stops, and host B's disk is
+through CHECKPOINT_STORAGE=database. The layout gets a Redis of its own, so the suite's
+shared worker cannot take its runs; the test acts through the proxy as a user would, by
+the API and the pages. A run trains on host B, stops, and host B's disk is
 deleted; the run resumes on host A, its checkpoint downloads through the proxy, and host A's
 play worker plays it. Viewers connected through the proxy to either daphne see its frames.
 """
 
 import asyncio
 import io
+import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -25,7 +29,6 @@ from django.test import Client
 from tests.faults.waiting import status_of, wait_for
 from tests.wsclient import open_socket, receive_json
 from tetris_site import stack
-from trainer import services
 from trainer.models import Checkpoint, Run
 
 NGINX = Path("/usr/sbin/nginx")
@@ -89,10 +92,15 @@ def start_nginx(folder: Path, config: Path, port: int) -> stack.Service:
     return service
 
 
-def host_env(stack_env: dict[str, str], data_dir: Path) -> dict[str, str]:
+def host_env(stack_env: dict[str, str], data_dir: Path, redis_url: str) -> dict[str, str]:
     """A host of its own: its DATA_DIR (and MEDIA_ROOT in it), checkpoints in the database."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    env = {**stack_env, "DATA_DIR": str(data_dir), "CHECKPOINT_STORAGE": "database"}
+    env = {
+        **stack_env,
+        "DATA_DIR": str(data_dir),
+        "REDIS_URL": redis_url,
+        "CHECKPOINT_STORAGE": "database",
+    }
     env.pop("MEDIA_ROOT", None)
     return env
 
@@ -104,6 +112,22 @@ def services_started() -> Iterator[list[stack.Service]]:
     yield started
     for service in reversed(started):
         service.stop(grace=10)
+
+
+def through(proxy: stack.Service, session: str, path: str, body: dict | None = None) -> bytes:
+    """GET, or POST `body` as JSON, through the proxy as the signed-in user."""
+    token = "t" * 32  # a CSRF secret of the client's choosing, sent as cookie and header
+    request = urllib.request.Request(
+        proxy.url + path,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={
+            "Cookie": f"sessionid={session}; csrftoken={token}",
+            "X-CSRFToken": token,
+            "Content-Type": "application/json",
+        },
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.read()
 
 
 def session_of(user: AbstractBaseUser) -> str:
@@ -132,7 +156,10 @@ def test_a_run_moves_between_hosts_behind_nginx_with_no_shared_disk(
 ) -> None:
     # The scenario's coroutine reads the database between socket reads.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    host_a, host_b = host_env(stack_env, tmp_path / "a"), host_env(stack_env, tmp_path / "b")
+    redis_server = stack.start_redis(tmp_path / "redis", log_path=tmp_path / "redis.log")
+    services_started.append(redis_server)
+    host_a = host_env(stack_env, tmp_path / "a", redis_server.url)
+    host_b = host_env(stack_env, tmp_path / "b", redis_server.url)
     stack.manage("collectstatic", "--noinput", "-v", "0", env=host_a)
     ports = [stack.free_port(), stack.free_port()]
     logs = [tmp_path / f"daphne-{i}.log" for i in range(2)]
@@ -146,8 +173,9 @@ def test_a_run_moves_between_hosts_behind_nginx_with_no_shared_disk(
     with urllib.request.urlopen(proxy.url + "/static/js/viewer.js", timeout=10) as response:
         assert response.status == 200  # from STATIC_ROOT, by nginx itself
 
-    run = services.run_create_and_start(owner=user, name="two hosts", config=CONFIG)
     session = session_of(user)
+    created = through(proxy, session, "/api/runs/", {"name": "two hosts", "config": CONFIG})
+    run = Run.objects.get(pk=json.loads(created)["id"])
     path = f"/ws/runs/{run.pk}/"
 
     async def watch_training(sockets: list, what: str) -> None:
@@ -173,7 +201,7 @@ def test_a_run_moves_between_hosts_behind_nginx_with_no_shared_disk(
             await asyncio.to_thread(
                 wait_for, lambda: Checkpoint.objects.filter(run=run).exists(), 60, "a checkpoint"
             )
-            services.run_stop(run=Run.objects.get(pk=run.pk), user=user)
+            through(proxy, session, f"/api/runs/{run.pk}/stop", {})
             await asyncio.to_thread(
                 wait_for, lambda: status_of(run.pk) == "stopped", 60, "stopped on host B"
             )
@@ -186,7 +214,7 @@ def test_a_run_moves_between_hosts_behind_nginx_with_no_shared_disk(
                     stack.start_worker(host_a, name=name, queues=queues, log_path=log_path)
                 )
             on_b = Run.objects.get(pk=run.pk)
-            services.run_resume(run=Run.objects.get(pk=run.pk), user=user)
+            through(proxy, session, f"/api/runs/{run.pk}/resume", {})
 
             def trained_on() -> bool:
                 now = Run.objects.get(pk=run.pk)
@@ -197,7 +225,7 @@ def test_a_run_moves_between_hosts_behind_nginx_with_no_shared_disk(
                 while (await frames(socket, 1))[0]["episode"] < on_b.episodes:
                     pass
             await watch_training(sockets, "trained on host A")
-            services.run_stop(run=Run.objects.get(pk=run.pk), user=user)
+            through(proxy, session, f"/api/runs/{run.pk}/stop", {})
             await asyncio.to_thread(
                 wait_for, lambda: status_of(run.pk) == "stopped", 60, "stopped on host A"
             )
@@ -215,19 +243,15 @@ def test_a_run_moves_between_hosts_behind_nginx_with_no_shared_disk(
     assert cached, "host A fetched B's checkpoint from the database to resume it"
 
     latest = Checkpoint.objects.filter(run=run, kind="latest").order_by("-episode").first()
-    request = urllib.request.Request(
-        f"{proxy.url}/runs/{run.pk}/checkpoints/{latest.pk}/download",
-        headers={"Cookie": f"sessionid={session}"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        body = response.read()
+    body = through(proxy, session, f"/runs/{run.pk}/checkpoints/{latest.pk}/download")
     assert len(body) == latest.size_bytes
     assert torch.load(io.BytesIO(body), weights_only=False)["format"] == 1
 
-    spec = services.play_create(user=user, run=run, checkpoint=latest, pps=30, seed=3)
+    page = through(proxy, session, f"/runs/{run.pk}/play/?checkpoint={latest.pk}&pps=30")
+    play_path = re.search(r"/ws/play/[\w-]+/", page.decode())[0]
 
     async def watch_play() -> list[dict]:
-        socket = await open_socket(proxy.url, f"/ws/play/{spec.token}/", session=session)
+        socket = await open_socket(proxy.url, play_path, session=session)
         try:
             return await frames(socket, 3)
         finally:
