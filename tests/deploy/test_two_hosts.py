@@ -19,6 +19,7 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -111,7 +112,7 @@ def services_started() -> Iterator[list[stack.Service]]:
     started: list[stack.Service] = []
     yield started
     for service in reversed(started):
-        service.stop(grace=10)
+        service.stop(grace=3)
 
 
 def through(proxy: stack.Service, session: str, path: str, body: dict | None = None) -> bytes:
@@ -163,8 +164,14 @@ def test_a_run_moves_between_hosts_behind_nginx_with_no_shared_disk(
     stack.manage("collectstatic", "--noinput", "-v", "0", env=host_a)
     ports = [stack.free_port(), stack.free_port()]
     logs = [tmp_path / f"daphne-{i}.log" for i in range(2)]
-    for port, log, env in zip(ports, logs, (host_a, host_b), strict=True):
-        services_started.append(stack.start_daphne(env, port=port, log_path=log))
+    with ThreadPoolExecutor(2) as pool:  # both start at once, as on two machines
+        started = pool.map(
+            lambda port, log, env: stack.start_daphne(env, port=port, log_path=log),
+            ports,
+            logs,
+            (host_a, host_b),
+        )
+        services_started.extend(started)
     proxy_port = stack.free_port()
     config = site_config(tmp_path, proxy_port, ports, tmp_path / "a" / "staticfiles")
     proxy = start_nginx(tmp_path, config, proxy_port)
@@ -208,11 +215,13 @@ def test_a_run_moves_between_hosts_behind_nginx_with_no_shared_disk(
             worker_b.stop(grace=10)
             shutil.rmtree(tmp_path / "b")  # host B is gone, and its disk with it
 
-            for name, queues in (("host-a", "training"), ("host-a-play", "play")):
+            def start_on_a(name: str, queues: str) -> stack.Service:
                 log_path = tmp_path / f"worker-{name}.log"
-                services_started.append(
-                    stack.start_worker(host_a, name=name, queues=queues, log_path=log_path)
-                )
+                return stack.start_worker(host_a, name=name, queues=queues, log_path=log_path)
+
+            with ThreadPoolExecutor(2) as pool:
+                started = pool.map(start_on_a, ("host-a", "host-a-play"), ("training", "play"))
+                services_started.extend(started)
             on_b = Run.objects.get(pk=run.pk)
             through(proxy, session, f"/api/runs/{run.pk}/resume", {})
 
