@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -49,8 +50,7 @@ def local_path(checkpoint: Checkpoint) -> Path:
     descriptor, temp_name = tempfile.mkstemp(prefix=f".{copy.name}.", dir=copy.parent)
     try:
         with os.fdopen(descriptor, "wb") as out, field.storage.open(field.name, "rb") as source:
-            while chunk := source.read(1 << 20):
-                out.write(chunk)
+            shutil.copyfileobj(source, out, 1 << 20)
         os.replace(temp_name, copy)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
