@@ -10,10 +10,6 @@
 
   const board = new ns.BoardView($("board"), $("next-piece"), page.width, page.height);
   const speed = $("speed");
-  const RECONNECT_FIRST_MS = 500;
-  const RECONNECT_MAX_MS = 4000; // so viewers are back within 5 s of a restarted server
-  const CLOSE_UNAUTHENTICATED = 4401;
-  const CLOSE_FORBIDDEN = 4403;
   const ENDED = ["ended", "failed", "finished"];
 
   const view = { state: "", paused: false, pps: page.pps, frame: null, frames: 0 };
@@ -80,9 +76,6 @@
   // --- live: a game played by a worker, streamed over the play's socket ---
 
   function liveSource() {
-    let socket = null;
-    let attempt = 0;
-
     function setConnection(state, label) {
       const indicator = $("connection");
       indicator.dataset.state = state;
@@ -91,8 +84,6 @@
 
     const handlers = {
       snapshot(message) {
-        attempt = 0;
-        setConnection("live", "live");
         const status = message.status || { state: "queued", detail: "waiting for a worker" };
         setState(status.state, status.detail, status.pps, status.paused);
         if (message.frame) showFrame(message.frame);
@@ -111,44 +102,26 @@
       },
     };
 
-    function connect() {
-      setConnection("connecting", "connecting…");
-      const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
-      socket = new WebSocket(`${scheme}//${window.location.host}${page.socket_path}`);
-      socket.addEventListener("open", renderControls);
-      socket.addEventListener("message", (event) => {
-        const message = JSON.parse(event.data);
-        const handle = handlers[message.type];
-        if (handle) handle(message);
-      });
-      socket.addEventListener("close", (event) => {
-        socket = null;
-        renderControls();
-        if (event.code === CLOSE_UNAUTHENTICATED) {
-          setConnection("offline", "signed out");
-          window.location.href = `${page.login_url}?next=${encodeURIComponent(window.location.pathname)}`;
-        } else if (event.code === CLOSE_FORBIDDEN) {
-          setConnection("offline", "no access");
-          showNotice("This play is gone or no longer yours to watch: reload the page for a new one.");
-        } else {
-          // Back within a few seconds, the viewer finds the same game still going.
-          const step = Math.min(RECONNECT_MAX_MS, RECONNECT_FIRST_MS * 2 ** attempt);
-          attempt += 1;
-          setConnection("reconnecting", "reconnecting…");
-          window.setTimeout(connect, step / 2 + Math.random() * (step / 2));
-        }
-      });
-    }
+    // Back within a few seconds, the viewer finds the same game still going.
+    const live = new ns.LiveSocket({
+      path: page.socket_path,
+      handlers,
+      loginUrl: page.login_url,
+      onState: setConnection,
+      onOpen: renderControls,
+      onClose: renderControls,
+      onForbidden() {
+        showNotice("This play is gone or no longer yours to watch: reload the page for a new one.");
+      },
+    });
 
     function send(command, extra) {
-      if (socket !== null && socket.readyState === WebSocket.OPEN) {
-        socket.send(JSON.stringify({ command, ...extra }));
-      }
+      live.send({ command, ...extra });
     }
 
-    connect();
+    live.connect();
     return {
-      ready: () => socket !== null && socket.readyState === WebSocket.OPEN,
+      ready: () => live.isOpen(),
       speed: (pps) => send("speed", { pps }),
       pause: () => send("pause"),
       resume: () => send("resume"),

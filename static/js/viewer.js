@@ -15,10 +15,6 @@
     { describeX: (pieces) => `${formatNumber(pieces)} placements` },
   );
 
-  const RECONNECT_FIRST_MS = 500;
-  const RECONNECT_MAX_MS = 4000; // so viewers are back within 5 s of a restarted server
-  const CLOSE_UNAUTHENTICATED = 4401;
-  const CLOSE_FORBIDDEN = 4403;
   const ACTIVE = ["queued", "running"];
   const RESUMABLE = ["stopped", "failed"];
   const RECENT_EPISODES = 100;
@@ -28,9 +24,6 @@
   const KEPT_CHECKPOINT = "best"; // what the Evaluate button scores: the kept policy
   const FIELD_NAMES = { piece_cap: "piece cap" }; // the API's field names, as the page words them
 
-  let socket = null;
-  let attempt = 0;
-  let reconnectTimer = null;
   let run = null;
   let recentLines = [];
   let recentFromHistory = false;
@@ -86,7 +79,7 @@
   }
 
   function isConnected() {
-    return socket !== null && socket.readyState === WebSocket.OPEN && run !== null;
+    return live.isOpen() && run !== null;
   }
 
   // --- run status, error and controls ---
@@ -180,7 +173,7 @@
     if (!isConnected()) return;
     commandPending = true;
     renderControls();
-    socket.send(JSON.stringify({ command }));
+    live.send({ command });
   }
 
   function showNotice(text) {
@@ -397,8 +390,6 @@
     snapshot(message) {
       run = message.run;
       run.placements_per_second = null;
-      attempt = 0;
-      setConnection("live", "live");
       const points = message.metrics.points;
       charts.replace(points);
       recentFromHistory = points.length === message.metrics.total;
@@ -458,51 +449,17 @@
     },
   };
 
-  // --- the socket ---
+  // --- the socket: it reconnects by itself, and each snapshot re-syncs the page ---
 
-  function socketUrl() {
-    const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
-    return `${scheme}//${window.location.host}${page.socket_path}`;
-  }
-
-  function connect() {
-    window.clearTimeout(reconnectTimer);
-    setConnection("connecting", "connecting…");
-    socket = new WebSocket(socketUrl());
-    socket.addEventListener("message", (event) => {
-      const message = JSON.parse(event.data);
-      const handle = handlers[message.type];
-      if (handle) handle(message);
-    });
-    socket.addEventListener("close", (event) => {
-      socket = null;
-      if (event.code === CLOSE_UNAUTHENTICATED) {
-        setConnection("offline", "signed out");
-        window.location.href = `${page.login_url}?next=${encodeURIComponent(window.location.pathname)}`;
-      } else if (event.code === CLOSE_FORBIDDEN) {
-        setConnection("offline", "no access");
-      } else {
-        scheduleReconnect();
-      }
-    });
-  }
-
-  // Exponential backoff with jitter: 0.5 s doubling to 4 s, each wait between half and
-  // all of its step, so viewers of a restarted server do not all come back at once.
-  function scheduleReconnect() {
-    const step = Math.min(RECONNECT_MAX_MS, RECONNECT_FIRST_MS * 2 ** attempt);
-    const wait = step / 2 + Math.random() * (step / 2);
-    attempt += 1;
-    setConnection("reconnecting", `reconnecting in ${(wait / 1000).toFixed(1)} s`);
-    reconnectTimer = window.setTimeout(connect, wait);
-  }
-
-  function reconnectNow() {
-    if (socket === null) {
-      attempt = 0;
-      connect();
-    }
-  }
+  const live = new ns.LiveSocket({
+    path: page.socket_path,
+    handlers,
+    loginUrl: page.login_url,
+    onState(state, label, waitMs) {
+      const waiting = `reconnecting in ${(waitMs / 1000).toFixed(1)} s`;
+      setConnection(state, state === "reconnecting" ? waiting : label);
+    },
+  });
 
   // --- wiring ---
 
@@ -527,7 +484,7 @@
     smoothing.disabled = event.target.checked;
     charts.setRawOnly(event.target.checked);
   });
-  window.addEventListener("online", reconnectNow);
+  window.addEventListener("online", () => live.reconnectNow());
 
   // Tests and the console can read the viewer's state.
   ns.viewer = {
@@ -540,5 +497,5 @@
   };
 
   charts.setSmoothing(Number(smoothing.value));
-  connect();
+  live.connect();
 })(window.TetrisTrainer);
