@@ -32,6 +32,7 @@ lint: install-dev
 	$(BIN)/ruff format --check .
 
 test: install-dev lint
+	$(BIN)/python -m tetris_site.stack prepare
 	$(BIN)/python -m pytest
 	@if [ -n "$$TEST_POSTGRES_URL" ]; then \
 	  echo "== database-facing tests again, on PostgreSQL =="; \

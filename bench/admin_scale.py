@@ -128,6 +128,9 @@ def main() -> None:
     os.environ.setdefault("ALLOWED_HOSTS", "testserver")
     import django
 
+    from tetris_site.env import prepare_data_dir
+
+    prepare_data_dir(Path(os.environ["DATA_DIR"]))
     django.setup()
     from django.contrib.auth import get_user_model
     from django.core.management import call_command

@@ -107,6 +107,9 @@ def main() -> None:
     os.environ["REDIS_URL"] = redis.url
     import django
 
+    from tetris_site.env import prepare_data_dir
+
+    prepare_data_dir(Path(os.environ["DATA_DIR"]))
     django.setup()
     times: dict[int, list[float]] = {1: [], 2: []}
     try:

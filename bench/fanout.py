@@ -2,7 +2,7 @@
 streaming costs training.
 
     .venv/bin/python bench/fanout.py [--viewers 1,100,300] [--seconds 15] [--fps 30]
-        [--speed-cycles 20] [--only ours,asgi,textbook]
+        [--speed-cycles 20] [--only ours,prepared,asgi,textbook]
 
 For each setup it starts a private Redis, one daphne and one Celery worker, starts a
 `quick` dqn run that publishes frames at --fps, and opens N WebSocket viewers in this
@@ -19,9 +19,12 @@ undecoded, a few times a second (see `drain`). Setups:
   PUBLISHed once, sends never block training) and the stream hub (one subscription per
   daphne, each message read and framed once and written straight to every viewer's
   socket);
-- ours with DIRECT_SOCKET_WRITES=0: the same, but each viewer's copy goes down Channels'
-  and daphne's ASGI send path (the setup before direct writes);
-- textbook: the classic Redis channel layer and `async_to_sync(group_send)` per frame.
+- ours with SOCKET_WRITES=prepared: the same, but each viewer's copy goes through
+  autobahn's public `sendPreparedMessage` (the fast path's fallback);
+- ours with SOCKET_WRITES=asgi: each viewer's copy goes down Channels' and daphne's ASGI
+  send path (the setup before direct writes);
+- textbook: the classic Redis channel layer and `async_to_sync(group_send)` per frame,
+  to consumers that each join the run's Channels group (bench/textbook_asgi.py).
 """
 
 from __future__ import annotations
@@ -55,18 +58,27 @@ from tetris_site import stack
 SETUPS = {
     "ours": {
         "title": "ours (bridge + stream hub + direct socket writes)",
-        "env": {"CHANNEL_LAYER": "pubsub"},
+        "env": {"CHANNEL_LAYER": "pubsub", "SOCKET_WRITES": "direct"},
         "include": None,
+        "application": None,
+    },
+    "prepared": {
+        "title": "ours, fast path off (SOCKET_WRITES=prepared)",
+        "env": {"CHANNEL_LAYER": "pubsub", "SOCKET_WRITES": "prepared"},
+        "include": None,
+        "application": None,
     },
     "asgi": {
-        "title": "ours, ASGI sends (DIRECT_SOCKET_WRITES=0)",
-        "env": {"CHANNEL_LAYER": "pubsub", "DIRECT_SOCKET_WRITES": "0"},
+        "title": "ours, ASGI sends (SOCKET_WRITES=asgi)",
+        "env": {"CHANNEL_LAYER": "pubsub", "SOCKET_WRITES": "asgi"},
         "include": None,
+        "application": None,
     },
     "textbook": {
         "title": "textbook (core layer + async_to_sync per frame)",
         "env": {"CHANNEL_LAYER": "core"},
         "include": "bench.textbook_publisher",
+        "application": "bench.textbook_asgi:application",
     },
 }
 
@@ -79,7 +91,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-# A frame starts like this (bridge.encode keeps the payload's order); parsing the two numbers
+# A frame starts like this (live.protocol.Frame's fields in order); parsing the two numbers
 # costs a viewer far less than decoding 300 bytes of JSON 30 times a second.
 FRAME_HEAD = re.compile(r'\{"type":"frame","seq":(\d+),"t":([0-9.e+-]+),')
 SNAPSHOT_FRAME_SEQ = re.compile(r'"frame":\{"type":"frame","seq":(\d+),')
@@ -343,7 +355,12 @@ def measure_setup(name: str, setup: dict, args: argparse.Namespace) -> dict:
             env, name="bench", log_path=data_dir / "worker.log", extra_args=extra
         )
         services.append(worker)
-        daphne = stack.start_daphne(env, port=stack.free_port(), log_path=data_dir / "daphne.log")
+        daphne = stack.start_daphne(
+            env,
+            port=stack.free_port(),
+            log_path=data_dir / "daphne.log",
+            application=setup["application"] or stack.ASGI_APPLICATION,
+        )
         services.append(daphne)
         run_id, session = create_run(args.fps)
         wait_running(run_id)
@@ -465,6 +482,9 @@ def main() -> None:
     os.environ["REDIS_URL"] = redis.url
     import django
 
+    from tetris_site.env import prepare_data_dir
+
+    prepare_data_dir(Path(os.environ["DATA_DIR"]))
     django.setup()
     results = {}
     try:

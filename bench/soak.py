@@ -148,6 +148,9 @@ def run_soak(args: argparse.Namespace) -> dict:
     soak.start()
     import django
 
+    from tetris_site.env import prepare_data_dir
+
+    prepare_data_dir(Path(os.environ["DATA_DIR"]))
     django.setup()
     from django.contrib.auth import get_user_model
     from django.test import Client

@@ -2,6 +2,10 @@
 
 They use `tetris_site.stack`, the same code that `make run` uses. Each process runs with
 DATA_DIR in a temporary folder and the test database, so they see what the test wrote.
+
+The tiers: a unit test gets no server, and what it publishes goes to `published` (a null
+publisher); a test marked `redis` gets the session's Redis; a `stack` test (or one using
+a worker or daphne fixture) starts real processes too.
 """
 
 import os
@@ -12,6 +16,8 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from live import bridge
+from live.protocol import Envelope
 from tetris_site import stack
 from tetris_site.settings import channel_layers_for
 
@@ -35,12 +41,9 @@ def stack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("stack")
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
 def redis_server(stack_dir: Path) -> Iterator[stack.Service]:
-    """A private redis-server on a free port; this process's Celery and Channels use it.
-
-    Autouse: services publish status changes, and must find a Redis in every test.
-    """
+    """A private redis-server on a free port; this process's Celery and Channels use it."""
     service = stack.start_redis(stack_dir, log_path=stack_dir / "redis.log")
     from channels.layers import channel_layers
 
@@ -54,6 +57,33 @@ def redis_server(stack_dir: Path) -> Iterator[stack.Service]:
     settings.MEDIA_ROOT = str(stack_dir / "media")
     yield service
     service.stop(grace=5)
+
+
+UNREACHABLE_REDIS_URL = "redis://127.0.0.1:9/0"
+
+
+@pytest.fixture
+def published() -> list[tuple[str, Envelope]]:
+    """What the code under test published, as (group, envelope), in a test with no Redis."""
+    return []
+
+
+@pytest.fixture(autouse=True)
+def _live_stream_for_the_tier(
+    request: pytest.FixtureRequest,
+    published: list[tuple[str, Envelope]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[None]:
+    marked = any(request.node.get_closest_marker(m) for m in ("redis", "stack"))
+    if marked or "redis_server" in request.fixturenames:
+        request.getfixturevalue("redis_server")
+        yield
+        return
+    # No server: whatever still reaches for Redis fails at once (mark the test `redis`).
+    monkeypatch.setattr(settings, "REDIS_URL", UNREACHABLE_REDIS_URL)
+    bridge.configure(sink=lambda group, envelope: published.append((group, envelope)))
+    yield
+    bridge.configure(sink=None)
 
 
 @pytest.fixture(scope="session")

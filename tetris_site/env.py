@@ -42,12 +42,32 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
-def persistent_secret_key(data_dir: Path) -> str:
-    """Return the secret key kept in the data folder, generating it on first use."""
+def default_data_dir(base_dir: Path) -> Path:
+    """The data folder: DATA_DIR, or `data/` in the checkout."""
+    return Path(env_str("DATA_DIR", str(base_dir / "data"))).resolve()
+
+
+def read_secret_key(data_dir: Path) -> str:
+    """The secret key kept in the data folder, which the launchers create."""
+    path = data_dir / "secret_key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        raise RuntimeError(
+            f"no secret key in {data_dir}: set SECRET_KEY, or prepare the data folder with "
+            "`make run`, `python manage.py ...` or `python -m tetris_site.stack prepare`"
+        ) from None
+
+
+def prepare_data_dir(data_dir: Path) -> None:
+    """Create the data folder (private to this account) and its secret key, once.
+
+    The launchers call this (the stack, manage.py, the Makefile); the settings only read.
+    """
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = data_dir / "secret_key"
     if path.exists():
-        return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
+        return
     # Write a private temp file, then hard-link it into place: link() fails if another
     # process won the race, so every process ends up reading the same complete key.
     tmp = data_dir / f".secret_key.{os.getpid()}"
@@ -59,4 +79,3 @@ def persistent_secret_key(data_dir: Path) -> str:
         pass
     finally:
         tmp.unlink()
-    return path.read_text().strip()

@@ -9,20 +9,26 @@ from pathlib import Path
 
 import dj_database_url
 
-from tetris_site.env import env_bool, env_int, env_list, env_str, persistent_secret_key
+from tetris_site.env import (
+    default_data_dir,
+    env_bool,
+    env_int,
+    env_list,
+    env_str,
+    read_secret_key,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "data"))).resolve()
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+# Only read here: the launchers create the folder and the key (tetris_site.env.prepare_data_dir).
+DATA_DIR = default_data_dir(BASE_DIR)
 
 DEBUG = env_bool("DEBUG", False)
-SECRET_KEY = env_str("SECRET_KEY") or persistent_secret_key(DATA_DIR)
+SECRET_KEY = env_str("SECRET_KEY") or read_secret_key(DATA_DIR)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 PORT = env_int("PORT", 8000)
 ALLOW_SIGNUP = env_bool("ALLOW_SIGNUP", False)
 
 INSTALLED_APPS = [
-    "daphne",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -167,9 +173,12 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int("BROKER_VISIBILITY_TIMEOUT", 3600),
 }
-# Live frames framed once and written straight to daphne's sockets (visualizer/socket_writer.py);
-# 0 sends each through Channels and daphne's ASGI path, as any ASGI server would.
-DIRECT_SOCKET_WRITES = env_bool("DIRECT_SOCKET_WRITES", True)
+# How live frames reach daphne's sockets (visualizer/socket_writer.py): framed once and
+# written straight to them (`direct`), through autobahn's public `sendPreparedMessage`
+# (`prepared`), or through Channels and daphne's ASGI path (`asgi`), as any server would.
+SOCKET_WRITES = env_str("SOCKET_WRITES", "direct")
+if SOCKET_WRITES not in ("direct", "prepared", "asgi"):
+    raise ValueError(f"SOCKET_WRITES={SOCKET_WRITES!r}: use direct, prepared or asgi")
 TORCH_THREADS = env_int("TORCH_THREADS", 0)  # 0: cores / worker processes
 # A running run whose heartbeat is older than this is failed as "worker lost".
 RUN_STALE_SECONDS = env_int("RUN_STALE_SECONDS", 60)

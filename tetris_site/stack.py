@@ -21,6 +21,8 @@ from typing import IO
 
 import redis
 
+from tetris_site.env import default_data_dir, prepare_data_dir
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 STOP_GRACE_SECONDS = 15.0
@@ -155,6 +157,9 @@ def _http_answers(url: str) -> bool:
         return False
 
 
+ASGI_APPLICATION = "tetris_site.asgi:application"
+
+
 def start_daphne(
     env: Mapping[str, str],
     *,
@@ -162,9 +167,10 @@ def start_daphne(
     host: str = "127.0.0.1",
     log_path: Path | None = None,
     timeout: float = 60,
+    application: str = ASGI_APPLICATION,
 ) -> Service:
-    """daphne serving `tetris_site.asgi`, ready once /api/status answers."""
-    args = [PYTHON, "-m", "daphne", "-b", host, "-p", str(port), "tetris_site.asgi:application"]
+    """daphne serving `application` (the project's), ready once /api/status answers."""
+    args = [PYTHON, "-m", "daphne", "-b", host, "-p", str(port), application]
     service = _spawn("daphne", args, env, log_path)
     service.url = f"http://127.0.0.1:{port}"
     _wait_until(service, lambda: _http_answers(service.url + "/api/status"), timeout, "HTTP")
@@ -229,7 +235,7 @@ def run(port: int, host: str, concurrency: int) -> int:
     """Start everything, print the URL, and stop everything on Ctrl-C or SIGTERM."""
     env = dict(os.environ)
     data_dir = Path(env.get("DATA_DIR") or BASE_DIR / "data").resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    prepare_data_dir(data_dir)
     env["DATA_DIR"] = str(data_dir)
     services: list[Service] = []
     url_file = data_dir / "redis.url"
@@ -294,7 +300,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_parser.add_argument(
         "--concurrency", type=int, default=int(os.environ.get("WORKER_CONCURRENCY") or 1)
     )
+    sub.add_parser("prepare", help="create the data folder and its secret key (once)")
     args = parser.parse_args(argv)
+    if args.command == "prepare":
+        prepare_data_dir(default_data_dir(BASE_DIR))
+        return 0
     return run(args.port, args.host, args.concurrency)
 
 

@@ -16,29 +16,22 @@ from trainer import selectors, services
 from trainer.exporting import evaluation_summary, run_export_json
 from trainer.models import BestGame, Checkpoint, Evaluation, InvalidTransition, Run
 from trainer.rl.confidence import score_text
+from trainer.sparkline import HEIGHT, WIDTH, sparkline_points
 
-SPARK_WIDTH, SPARK_HEIGHT = 120, 28
 
-
-def sparkline_svg(points: list[list[float]]) -> SafeString:
+def sparkline_svg(curve: list[list[float]]) -> SafeString:
     """A small SVG learning curve (mean lines per game) from a run's stored curve."""
-    if len(points) < 2:
+    points = sparkline_points(curve)
+    if not points:
         return mark_safe("<span>—</span>")
-    ys = [p[1] for p in points]
-    top = max(ys) or 1.0
-    step = SPARK_WIDTH / (len(ys) - 1)
-    path = " ".join(
-        f"{i * step:.1f},{SPARK_HEIGHT - 2 - (y / top) * (SPARK_HEIGHT - 4):.1f}"
-        for i, y in enumerate(ys)
-    )
     return format_html(
         '<svg width="{}" height="{}" viewBox="0 0 {} {}" role="img" aria-label="learning curve">'
         '<polyline fill="none" stroke="#4fc3f7" stroke-width="1.5" points="{}"/></svg>',
-        SPARK_WIDTH,
-        SPARK_HEIGHT,
-        SPARK_WIDTH,
-        SPARK_HEIGHT,
-        path,
+        WIDTH,
+        HEIGHT,
+        WIDTH,
+        HEIGHT,
+        points,
     )
 
 

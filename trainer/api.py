@@ -10,7 +10,7 @@ from django.http import HttpRequest, StreamingHttpResponse
 from ninja import Field, Router, Schema, Status
 
 from trainer import selectors, services
-from trainer.exporting import evaluation_summary, metrics_csv_lines
+from trainer.exporting import evaluation_summary, metrics_csv_lines, run_summary
 from trainer.models import Run
 
 router = Router(tags=["runs"])
@@ -28,7 +28,8 @@ class RunIn(Schema):
 
 
 class RunOut(Schema):
-    """A run as the API shows it."""
+    """A run as the API shows it: `trainer.exporting.run_summary`, the one serialization of a
+    run (the API, the viewer's snapshot, exports and `--json` all use it)."""
 
     id: int
     name: str
@@ -59,10 +60,6 @@ class RunOut(Schema):
         description="the periodic evaluation that chose the kept best checkpoint: mean_lines, "
         "ci95_low, ci95_high (null: no game ended, only a lower bound), games, ended, ...",
     )
-
-    @staticmethod
-    def resolve_owner(run: Run) -> str:
-        return run.owner.get_username()
 
 
 class RunList(Schema):
@@ -102,19 +99,21 @@ def list_runs(
     count = runs.count()
     # An offset past the end is an empty page, not an integer the database cannot hold.
     limit, offset = min(max(limit, 1), 500), min(max(offset, 0), count)
-    return {"items": list(runs[offset : offset + limit]), "count": count}
+    return {"items": [run_summary(run) for run in runs[offset : offset + limit]], "count": count}
 
 
 @router.post("/runs/", response={201: RunOut, 400: FieldErrorsOut})
 def create_run(request: HttpRequest, body: RunIn) -> Status:
     """Create a run and queue it for the workers."""
-    return Status(201, services.run_create_and_start(owner=request.user, **body.dict()))
+    return Status(
+        201, run_summary(services.run_create_and_start(owner=request.user, **body.dict()))
+    )
 
 
 @router.get("/runs/{run_id}/", response={200: RunOut, 404: ErrorOut})
-def get_run(request: HttpRequest, run_id: int) -> Run:
+def get_run(request: HttpRequest, run_id: int) -> dict:
     """One run."""
-    return selectors.run_for_viewer(request.user, run_id)
+    return run_summary(selectors.run_for_viewer(request.user, run_id))
 
 
 class RunPatch(Schema):
@@ -126,28 +125,31 @@ class RunPatch(Schema):
 @router.patch(
     "/runs/{run_id}/", response={200: RunOut, 400: FieldErrorsOut, 403: ErrorOut, 404: ErrorOut}
 )
-def update_run(request: HttpRequest, run_id: int, body: RunPatch) -> Run:
+def update_run(request: HttpRequest, run_id: int, body: RunPatch) -> dict:
     """Change a run's visibility (owner only)."""
     run = selectors.run_for_viewer(request.user, run_id)
-    return services.run_set_visibility(run=run, user=request.user, visibility=body.visibility)
+    return run_summary(
+        services.run_set_visibility(run=run, user=request.user, visibility=body.visibility)
+    )
 
 
 @router.post(
     "/runs/{run_id}/stop", response={200: RunOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut}
 )
-def stop_run(request: HttpRequest, run_id: int) -> Run:
+def stop_run(request: HttpRequest, run_id: int) -> dict:
     """Ask the run to checkpoint and stop."""
-    return services.run_stop(run=selectors.run_for_viewer(request.user, run_id), user=request.user)
+    run = selectors.run_for_viewer(request.user, run_id)
+    return run_summary(services.run_stop(run=run, user=request.user))
 
 
 @router.post(
     "/runs/{run_id}/resume", response={200: RunOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut}
 )
-def resume_run(request: HttpRequest, run_id: int) -> Run:
+def resume_run(request: HttpRequest, run_id: int) -> dict:
     """Queue a stopped or failed run again, from its last checkpoint."""
     with transaction.atomic():
         run = selectors.run_for_viewer(request.user, run_id)
-        return services.run_resume(run=run, user=request.user)
+        return run_summary(services.run_resume(run=run, user=request.user))
 
 
 @router.get("/runs/{run_id}/metrics", response={200: MetricsOut, 404: ErrorOut})

@@ -79,7 +79,7 @@ def _chunks(pieces: Iterable[str]) -> Iterator[str]:
 
 
 def run_summary(run: Run) -> dict:
-    """The run's stored fields as JSON-safe data."""
+    """The run's stored fields as JSON-safe data: the one serialization of a run."""
     return {
         "id": run.pk,
         "name": run.name,
@@ -102,6 +102,7 @@ def run_summary(run: Run) -> dict:
         "best_lines": run.best_lines,
         "recent_mean_lines": run.recent_mean_lines,
         "wall_time": run.wall_time,
+        "curve": run.curve,
         "best_evaluation": run.best_evaluation,
     }
 

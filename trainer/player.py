@@ -6,18 +6,21 @@ Imports torch (through `trainer.rl`); web processes never import this module.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
 
 import redis
 
+from live import bridge
+from live.names import play_group
+from live.protocol import Frame, PlayStatus
 from trainer import checkpoint_files, plays
 from trainer.models import Checkpoint
 from trainer.rl import load_policy
 from trainer.rl.policies import Policy, one_torch_thread
 from trainer.tetris import PIECE_NAMES, TetrisGame
-from visualizer import bridge
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +94,7 @@ class PlayLoop:
         max_seconds: float = plays.PLAY_MAX_SECONDS,
     ) -> None:
         self.r, self.spec, self.task_id, self.player = r, spec, task_id, player
-        self.group = plays.play_group(spec.token)
+        self.group = play_group(spec.token)
         self.max_seconds = max_seconds
         self.seq = 0
         self.pace = _Pace(spec.pps, False)
@@ -99,7 +102,7 @@ class PlayLoop:
     def publish_frame(self) -> None:
         """Send the board to every viewer."""
         self.seq += 1
-        bridge.publish_frame(self.group, {"seq": self.seq, "t": time.time(), **self.player.frame()})
+        bridge.publish(self.group, Frame(seq=self.seq, t=time.time(), **self.player.frame()))
 
     def publish_status(self, state: str, detail: str = "") -> None:
         """Tell every viewer (and later ones) the play's state, speed and pause."""
@@ -108,15 +111,9 @@ class PlayLoop:
                 "a worker plays this game for this page; it stops when you leave, or after "
                 f"{self.max_seconds / 60:g} minutes"
             )
-        message = {
-            "state": state,
-            "detail": detail,
-            "pps": self.pace.pps,
-            "paused": self.pace.paused,
-            "t": time.time(),
-        }
-        plays.save_status(self.r, self.spec.token, message)
-        bridge.publish(self.group, "status", message)
+        status = PlayStatus(state, detail, self.pace.pps, self.pace.paused, time.time())
+        plays.save_status(self.r, self.spec.token, dataclasses.asdict(status))
+        bridge.publish(self.group, status)
 
     def run(self) -> str:
         """Play until nobody watches or the time cap; return why it ended."""
@@ -213,9 +210,11 @@ def play_execute(*, token: str, task_id: str) -> str | None:
         return reason
     except Exception as error:
         log.exception("play %s failed", token)
-        message = {"state": "failed", "detail": f"{type(error).__name__}: {error}"}
-        plays.save_status(r, token, message)
-        bridge.publish(plays.play_group(token), "status", {**message, "t": time.time()})
-        return message["detail"]
+        status = PlayStatus(
+            "failed", f"{type(error).__name__}: {error}", spec.pps, False, time.time()
+        )
+        plays.save_status(r, token, dataclasses.asdict(status))
+        bridge.publish(play_group(token), status)
+        return status.detail
     finally:
         plays.release(r, token, task_id)

@@ -70,11 +70,6 @@ def new_token() -> str:
     return secrets.token_urlsafe(16)
 
 
-def play_group(token: str) -> str:
-    """The channel group of a play's viewers."""
-    return f"play.{token}"
-
-
 def _key(token: str, part: str) -> str:
     return f"tetris:play:{token}:{part}"
 

@@ -10,12 +10,12 @@ import socket
 import threading
 from collections.abc import Sequence
 
+from live.publisher import RunPublisher
 from trainer import checkpoint_files, services
 from trainer.models import InvalidTransition, Run
 from trainer.recording import RunRecorder
 from trainer.rl import Callback, TrainConfig, TrainingDiverged, train
 from trainer.selectors import latest_checkpoint
-from visualizer.publisher import RunPublisher
 
 log = logging.getLogger(__name__)
 

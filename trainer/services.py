@@ -21,7 +21,10 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from trainer import checkpoint_files, plays
+from live import bridge
+from live.names import run_group, run_plays_group
+from live.protocol import BestGames, Checkpoints, EvaluationUpdate, RunStatus
+from trainer import checkpoint_files, plays, queues
 from trainer.exporting import best_games_summary, checkpoint_summary, evaluation_summary
 from trainer.models import (
     BestGame,
@@ -42,7 +45,6 @@ from trainer.selectors import (
     run_for_viewer,
 )
 from trainer.version import code_version
-from visualizer import bridge
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +99,8 @@ def run_create(
 
 
 def _enqueue(run: Run) -> None:
-    from trainer.tasks import train_run
-
-    task_id = run.task_id
-    transaction.on_commit(lambda: train_run.apply_async((run.pk,), task_id=task_id))
+    run_id, task_id = run.pk, run.task_id
+    transaction.on_commit(lambda: queues.enqueue(queues.TRAIN_RUN, run_id, task_id=task_id))
 
 
 def run_start(*, run: Run) -> Run:
@@ -139,6 +139,16 @@ def run_resume(*, run: Run, user: AbstractBaseUser) -> Run:
     return run
 
 
+def run_start_or_resume(*, run: Run, user: AbstractBaseUser) -> Run:
+    """The viewer's Start: queue a stopped or failed run again (others are already started)."""
+    ensure_can_control(user, run)
+    if run.status not in (Run.Status.STOPPED, Run.Status.FAILED):
+        raise InvalidTransition(
+            f"run {run.pk} is {run.status}: only a stopped or failed run can start"
+        )
+    return run_resume(run=run, user=user)
+
+
 def run_set_visibility(*, run: Run, user: AbstractBaseUser, visibility: str) -> Run:
     """Make a run public or private (owner only); viewers who lost access are cut off."""
     ensure_can_control(user, run)
@@ -147,8 +157,8 @@ def run_set_visibility(*, run: Run, user: AbstractBaseUser, visibility: str) -> 
     run.visibility = visibility
     run.save(update_fields=["visibility"])
     if visibility == Run.Visibility.PRIVATE:
-        bridge.publish_access_changed(bridge.run_group(run.pk))
-        bridge.publish_access_changed(bridge.run_plays_group(run.pk))
+        bridge.publish_access_changed(run_group(run.pk))
+        bridge.publish_access_changed(run_plays_group(run.pk))
     return run
 
 
@@ -243,7 +253,7 @@ def run_record_best_game(*, run_id: int, game: events.BestGame) -> bool:
 def publish_best_games(run_id: int) -> None:
     """Send the run's viewers its best games (best effort)."""
     games = best_games_summary(run_id)
-    bridge.publish(bridge.run_group(run_id), "best_games", {"best_games": games})
+    bridge.publish(run_group(run_id), BestGames(games))
 
 
 # Latest checkpoints kept per run (the best-evaluated one is kept besides).
@@ -295,11 +305,7 @@ def _link_or_copy(source: Path, target: Path) -> None:
 def publish_checkpoints(run_id: int) -> None:
     """Send the run's viewers its list of checkpoints, newest first (best effort)."""
     checkpoints = Checkpoint.objects.filter(run_id=run_id).order_by("-episode", "-id")
-    bridge.publish(
-        bridge.run_group(run_id),
-        "checkpoints",
-        {"checkpoints": [checkpoint_summary(c) for c in checkpoints]},
-    )
+    bridge.publish(run_group(run_id), Checkpoints([checkpoint_summary(c) for c in checkpoints]))
 
 
 def run_record_evaluation(*, run_id: int, report: events.Evaluation) -> Evaluation:
@@ -383,10 +389,8 @@ def evaluation_start(
 
 
 def _enqueue_chunks(chunk_ids: list[int]) -> None:
-    from trainer.tasks import evaluate_chunk
-
     for chunk_id in chunk_ids:
-        evaluate_chunk.delay(chunk_id)
+        queues.enqueue(queues.EVALUATE_CHUNK, chunk_id)
 
 
 def evaluation_chunk_finish(
@@ -486,11 +490,7 @@ def evaluation_chunks_requeue_lost(*, stale_after: timedelta = CHUNK_STALE_AFTER
 
 def publish_evaluation(evaluation: Evaluation) -> None:
     """Send the run's viewers an evaluation, new or updated (best effort)."""
-    bridge.publish(
-        bridge.run_group(evaluation.run_id),
-        "evaluation",
-        {"evaluation": evaluation_summary(evaluation)},
-    )
+    bridge.publish(run_group(evaluation.run_id), EvaluationUpdate(evaluation_summary(evaluation)))
 
 
 def run_media_dir(run_id: int) -> Path:
@@ -501,11 +501,7 @@ def run_media_dir(run_id: int) -> Path:
 def publish_status(run: Run, detail: str = "") -> None:
     """Tell the run's viewers its status changed (best effort, never blocks)."""
     # `t` orders status messages that reach a viewer from different processes.
-    bridge.publish(
-        bridge.run_group(run.pk),
-        "status",
-        {"status": run.status, "detail": detail, "t": time.time()},
-    )
+    bridge.publish(run_group(run.pk), RunStatus(run.status, detail, time.time()))
 
 
 def play_create(
@@ -566,12 +562,10 @@ def play_for_viewer(*, user: AbstractBaseUser, token: str) -> plays.PlaySpec:
 
 def play_join(*, user: AbstractBaseUser, token: str) -> plays.PlaySpec:
     """A viewer joins a play: check access, and hand the game to a worker if none plays it."""
-    from trainer.tasks import play_game
-
     spec = play_for_viewer(user=user, token=token)
     r = plays.client()
     plays.keep_alive(r, token)
     if plays.mark_queued(r, token):
         plays.save_status(r, token, {"state": "queued", "detail": "waiting for a worker"})
-        play_game.delay(token)
+        queues.enqueue(queues.PLAY_GAME, token)
     return spec

@@ -11,9 +11,11 @@ from __future__ import annotations
 import io
 from typing import Any
 
+from django.apps import apps
 from django.core.files import File
 from django.core.files.storage import Storage, storages
 from django.db import transaction
+from django.db.models import Model
 from django.utils.deconstruct import deconstructible
 
 CHUNK_BYTES = 1 << 20
@@ -60,13 +62,17 @@ class CheckpointStorage(Storage):
         return configured_checkpoint_storage().listdir(path)
 
 
+def _model(name: str) -> type[Model]:
+    # By name: trainer.models imports this module for the checkpoint field's storage.
+    return apps.get_model("trainer", name)
+
+
 @deconstructible
 class DatabaseStorage(Storage):
     """Files as rows of the project's own database: no shared disk, no further service."""
 
     def _save(self, name: str, content: File) -> str:
-        from trainer.models import StoredFile, StoredFileChunk
-
+        StoredFile, StoredFileChunk = _model("StoredFile"), _model("StoredFileChunk")
         content.seek(0)
         with transaction.atomic():
             stored = StoredFile.objects.create(name=name, size=0)
@@ -78,8 +84,7 @@ class DatabaseStorage(Storage):
         return name
 
     def _open(self, name: str, mode: str = "rb") -> File:
-        from trainer.models import StoredFile
-
+        StoredFile = _model("StoredFile")
         if "w" in mode or "a" in mode or "+" in mode:
             raise ValueError("database files are written whole through save(), not opened for it")
         stored = StoredFile.objects.filter(name=name).first()
@@ -88,18 +93,15 @@ class DatabaseStorage(Storage):
         return File(io.BufferedReader(ChunkReader(stored.pk, stored.size), CHUNK_BYTES), name)
 
     def exists(self, name: str) -> bool:
-        from trainer.models import StoredFile
-
+        StoredFile = _model("StoredFile")
         return StoredFile.objects.filter(name=name).exists()
 
     def delete(self, name: str) -> None:
-        from trainer.models import StoredFile
-
+        StoredFile = _model("StoredFile")
         StoredFile.objects.filter(name=name).delete()
 
     def size(self, name: str) -> int:
-        from trainer.models import StoredFile
-
+        StoredFile = _model("StoredFile")
         stored = StoredFile.objects.filter(name=name).first()
         if stored is None:
             raise FileNotFoundError(f"no stored file {name!r}")
@@ -109,8 +111,7 @@ class DatabaseStorage(Storage):
         raise NotImplementedError("checkpoints are downloaded through their run's page")
 
     def listdir(self, path: str) -> tuple[list[str], list[str]]:
-        from trainer.models import StoredFile
-
+        StoredFile = _model("StoredFile")
         prefix = f"{path.rstrip('/')}/" if path else ""
         names = StoredFile.objects.filter(name__startswith=prefix).values_list("name", flat=True)
         rests = [name[len(prefix) :] for name in names]
@@ -141,8 +142,7 @@ class ChunkReader(io.RawIOBase):
         return self.position
 
     def readinto(self, buffer: Any) -> int:
-        from trainer.models import StoredFileChunk
-
+        StoredFileChunk = _model("StoredFileChunk")
         if self.position >= self.size:
             return 0
         index, skip = divmod(self.position, CHUNK_BYTES)

@@ -1,13 +1,17 @@
-"""Celery tasks: thin adapters that re-fetch by id and call the runner or a service."""
+"""Celery tasks: thin adapters that re-fetch by id and call the runner, player or evaluator.
+
+Services enqueue them by name (trainer/queues.py); the code each runs is imported in its
+body, so that a process loads torch only once it runs a task that needs it.
+"""
 
 from __future__ import annotations
 
 from celery import shared_task
 
-from trainer import plays, services
+from trainer import plays, queues
 
 
-@shared_task(name="trainer.tasks.train_run", bind=True, ignore_result=True)
+@shared_task(name=queues.TRAIN_RUN, bind=True, ignore_result=True)
 def train_run(self, run_id: int) -> None:
     """Train one run in this worker process; a run that is not queued is left alone."""
     from trainer.runner import run_execute
@@ -16,7 +20,7 @@ def train_run(self, run_id: int) -> None:
 
 
 @shared_task(
-    name="trainer.tasks.play_game",
+    name=queues.PLAY_GAME,
     bind=True,
     ignore_result=True,
     # The loop ends itself at PLAY_MAX_SECONDS; this is the backstop should it hang.
@@ -30,7 +34,7 @@ def play_game(self, token: str) -> None:
 
 
 @shared_task(
-    name="trainer.tasks.evaluate_chunk",
+    name=queues.EVALUATE_CHUNK,
     bind=True,
     ignore_result=True,
     # Acknowledged once played: a chunk whose worker process dies is delivered again (a
@@ -43,9 +47,3 @@ def evaluate_chunk(self, chunk_id: int) -> None:
     from trainer.evaluator import chunk_execute
 
     chunk_execute(chunk_id=chunk_id, worker=self.request.hostname or "")
-
-
-@shared_task(name="trainer.tasks.reap_runs", ignore_result=True)
-def reap_runs() -> list[int]:
-    """Mark runs of lost workers failed."""
-    return services.run_reap()

@@ -12,18 +12,17 @@ from autobahn.exception import Disconnected
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
+from live.names import play_group, run_group, run_plays_group
+from live.protocol import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED, Envelope, Error, snapshot_json
 from trainer import plays, selectors, services
 from trainer.exporting import run_summary, run_watch_lists
-from trainer.models import InvalidTransition, Run
-from visualizer import bridge, crowd, snapshots
-from visualizer.hub import hub
-from visualizer.socket_writer import SCOPE_KEY, StreamMessage
+from trainer.models import InvalidTransition
+from visualizer import crowd, snapshots
+from visualizer.delivery import ViewerStream
+from visualizer.hub import hub, last_frame
+from visualizer.socket_writer import SCOPE_KEY
 
 MAX_MESSAGE_BYTES = 4096
-# Messages held for a viewer while its snapshot is read: a minute of metric batches.
-MAX_HELD_MESSAGES = 256
-CLOSE_UNAUTHENTICATED = 4401
-CLOSE_FORBIDDEN = 4403
 
 
 def parse_command(text_data: str | None, *, example: str) -> tuple[dict, str]:
@@ -44,65 +43,44 @@ class StreamConsumer(AsyncWebsocketConsumer):
 
     The hub hands this process's viewers each published message (see visualizer/hub.py).
     Under daphne it goes straight to the socket, framed once for all viewers
-    (visualizer/socket_writer.py); elsewhere through the ASGI `send`. Messages that
-    arrive before the snapshot is sent are held and sent right after it.
+    (visualizer/socket_writer.py); elsewhere through the ASGI `send`. What arrives before
+    the snapshot is sent is held for after it (visualizer/delivery.py). Control events
+    are dispatched to the handler named after their kind.
     """
 
     stream_group: str | None = None
-    held: list[StreamMessage] | None = None
-    # When the snapshot's board was published, until a later board is relayed: boards
-    # up to then are stale for this viewer, however late the hub hands them over. (Not
-    # `seq`: a run that resumes numbers its boards from 1 again.)
-    shown_at: float | None = None
+    stream: ViewerStream | None = None
 
     async def start_stream(self, group: str) -> None:
         """Join the hub for `group`, holding its messages until `release`."""
-        self.held, self.stream_group = [], group
+        self.stream, self.stream_group = ViewerStream(), group
+        self.control_tasks: set[asyncio.Task] = set()
         await hub.join(group, self)
 
-    async def relay(self, message: StreamMessage) -> None:
-        """Send one message from the hub (or hold it while the snapshot is being built).
+    async def relay(self, message: Envelope) -> None:
+        """Take one message from the hub: send it, hold it, or act on it (control events)."""
+        if message.is_control:
+            # Off the hub's loop over viewers: the handler may read the database.
+            task = asyncio.create_task(getattr(self, message.kind)())
+            self.control_tasks.add(task)
+            task.add_done_callback(self.control_tasks.discard)
+        elif self.stream is not None and self.stream.offer(message):
+            await self._send_stream(message)
 
-        Frames are latest-only here too: a viewer still loading is held only the newest
-        board, and gets none that its snapshot's board supersedes.
-        """
-        if self.shown_at is not None and message.is_board_frame:
-            if self._superseded(message):
-                return
-            self.shown_at = None
-        if self.held is not None:
-            if message.is_board_frame:
-                self.held = [held for held in self.held if not held.is_board_frame]
-            if len(self.held) < MAX_HELD_MESSAGES:
-                self.held.append(message)
-            return
-        await self._send_stream(message)
-
-    def _superseded(self, message: StreamMessage) -> bool:
-        """Whether `message` is a board no later than the snapshot's."""
-        if self.shown_at is None or not message.is_board_frame:
-            return False
-        published = bridge.frame_time(message.text)
-        return published is None or published <= self.shown_at
-
-    async def last_frame_text(self) -> str | None:
+    async def last_frame(self) -> Envelope | None:
         """The stream's last frame, for the snapshot; no older board follows it."""
-        text = await bridge.last_frame_text(self.stream_group)
-        self.shown_at = bridge.frame_time(text) if text else None
-        if self.held:
-            self.held = [held for held in self.held if not self._superseded(held)]
-        return text
+        frame = await last_frame(self.stream_group)
+        self.stream.snapshot_shows(frame)
+        return frame
 
     async def release(self) -> None:
         """Send what was held, in order, then send messages as they come."""
-        while self.held:
-            await self._send_stream(self.held.pop(0))
-        self.held = None
+        while self.stream is not None and (message := self.stream.next_held()) is not None:
+            await self._send_stream(message)
 
-    async def _send_stream(self, message: StreamMessage) -> None:
+    async def _send_stream(self, message: Envelope) -> None:
         writer = self.scope.get(SCOPE_KEY)
-        if writer is not None:
-            writer.write(message)
+        if writer is not None and writer.write(message):
             return
         try:
             await self.send(text_data=message.text)
@@ -126,15 +104,11 @@ class StreamConsumer(AsyncWebsocketConsumer):
         """Stop taking the hub's messages (again is harmless)."""
         if self.stream_group is not None:
             await hub.leave(self.stream_group, self)
-            self.stream_group, self.held = None, None
-
-    async def broadcast(self, event: dict) -> None:
-        """Relay a pre-encoded message sent to the Channels group (the bridge uses the hub)."""
-        await self.send(text_data=event["text"])
+            self.stream_group, self.stream = None, None
 
     async def send_error(self, error: str) -> None:
         """Answer bad input with an `error` message; the socket stays open."""
-        await self.send(text_data=bridge.encode("error", {"error": error}))
+        await self.send(text_data=Error(error).to_json())
 
 
 class RunConsumer(StreamConsumer):
@@ -152,21 +126,16 @@ class RunConsumer(StreamConsumer):
         # Join before reading the snapshot: whatever is published meanwhile is held for
         # this consumer and relayed after it (the page ignores points it already has). A
         # viewer who may not see the run is closed before anything held is sent.
-        self.group = bridge.run_group(self.run_id)
-        await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.start_stream(self.group)
+        await self.start_stream(run_group(self.run_id))
         run = await crowd.database.call(self._run_for_snapshot)
         if run is None:
             await self.close(code=CLOSE_FORBIDDEN)
             return
         metrics = await snapshots.metrics_json.get(self.run_id)
-        frame = await self.last_frame_text()
-        await self.send(text_data=snapshots.encode_snapshot(run, metrics=metrics, frame=frame))
+        frame = await self.last_frame()
+        snapshot = snapshot_json(run, metrics=metrics, frame=frame and frame.text)
+        await self.send(text_data=snapshot)
         await self.release()
-
-    async def disconnect(self, code: int) -> None:
-        if hasattr(self, "group"):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
 
     def _run_for_snapshot(self) -> dict | None:
         try:
@@ -198,15 +167,13 @@ class RunConsumer(StreamConsumer):
             run = selectors.run_for_viewer(user, self.run_id)
             if command == "stop":
                 services.run_stop(run=run, user=user)
-            elif run.status in (Run.Status.STOPPED, Run.Status.FAILED):
-                services.run_resume(run=run, user=user)
             else:
-                return f"run {run.pk} is {run.status}: only a stopped or failed run can start"
+                services.run_start_or_resume(run=run, user=user)
         except (selectors.RunNotFound, selectors.NotAllowed, InvalidTransition) as error:
             return str(error)
         return None
 
-    async def access_changed(self, event: dict) -> None:
+    async def access_changed(self) -> None:
         """The run's visibility changed: close the socket if this viewer lost access."""
         if not await self._may_still_see():
             await self.close(code=CLOSE_FORBIDDEN)
@@ -247,12 +214,10 @@ class PlayConsumer(StreamConsumer):
             return
         self.redis = plays.async_client()
         # Join first, as RunConsumer does; a run's plays also hear when it goes private.
-        self.joined = [plays.play_group(self.token)]
+        await self.start_stream(play_group(self.token))
         if spec.run_id is not None:
-            self.joined.append(bridge.run_plays_group(spec.run_id))
-        for group in self.joined:
-            await self.channel_layer.group_add(group, self.channel_name)
-        await self.start_stream(self.joined[0])
+            self.run_plays = run_plays_group(spec.run_id)
+            await hub.join(self.run_plays, self)
         try:
             await plays.viewer_seen(self.redis, self.token, self.channel_name)
             await self._join()
@@ -263,16 +228,16 @@ class PlayConsumer(StreamConsumer):
         self.presence = asyncio.create_task(self._keep_watching())
         play = spec.as_dict()
         play.pop("user_id")
-        frame = await self.last_frame_text()
-        snapshot = {"play": play, "status": status, "frame": json.loads(frame) if frame else None}
-        await self.send(text_data=bridge.encode("snapshot", snapshot))
+        frame = await self.last_frame()
+        snapshot = snapshot_json({"play": play, "status": status}, frame=frame and frame.text)
+        await self.send(text_data=snapshot)
         await self.release()
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "presence"):
             self.presence.cancel()
-        for group in getattr(self, "joined", []):
-            await self.channel_layer.group_discard(group, self.channel_name)
+        if hasattr(self, "run_plays"):
+            await hub.leave(self.run_plays, self)
         if hasattr(self, "redis"):
             with contextlib.suppress(redis.RedisError):
                 await plays.viewer_gone(self.redis, self.token, self.channel_name)
@@ -324,7 +289,7 @@ class PlayConsumer(StreamConsumer):
         except redis.RedisError:
             await self.send_error("the play cannot be reached right now; try again")
 
-    async def access_changed(self, event: dict) -> None:
+    async def access_changed(self) -> None:
         """The run went private: close the socket if this viewer lost access."""
         if await self._spec() is None:
             await self.close(code=CLOSE_FORBIDDEN)

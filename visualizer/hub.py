@@ -1,12 +1,13 @@
 """The web side of the live stream: one Redis subscription per web process.
 
-The bridge PUBLISHes each pre-encoded message once, on the Redis channel of its group.
-Each web process subscribes once to the groups that its sockets watch, reads every
-message once, frames it once (visualizer/socket_writer.py) and hands it to each of its
-viewers of that group. The Channels consumer pattern would instead queue, wake, decode
-and dispatch every message once per viewer: 26 us of CPU per viewer per message against
-1.5 us here, measured with 300 viewers (docs/BENCHMARKS.md, "Live viewers"). Control
-events, such as a run going private, still travel over the channel layer to each consumer.
+The bridge (live/bridge.py) PUBLISHes each message once, in its envelope, on the Redis
+channel of its group. Each web process subscribes once to the groups that its sockets
+watch, reads every message once, and hands the same envelope to each of its viewers of
+that group (which frame it once for all of them, visualizer/socket_writer.py). The
+Channels consumer pattern would instead queue, wake, decode and dispatch every message
+once per viewer: 26 us of CPU per viewer per message against 1.5 us here, measured with
+300 viewers (docs/BENCHMARKS.md, "Live viewers"). Control events, such as a run going
+private, come the same way, for the consumers to act on.
 
 When Redis goes away the hub keeps its viewers and subscribes again once Redis is back;
 what was published meanwhile is lost, as frames are latest-only anyway.
@@ -22,25 +23,19 @@ from typing import Protocol
 import redis.asyncio as aioredis
 from django.conf import settings
 
-from visualizer.socket_writer import StreamMessage
+from live.names import IDLE_CHANNEL, last_frame_key, stream_channel
+from live.protocol import Envelope
 
 log = logging.getLogger(__name__)
 
-# Subscribed for as long as the hub runs, so the connection always has a subscription to
-# listen on, even between viewers.
-IDLE_CHANNEL = "tetris:stream:-"
 RECONNECT_DELAYS_S = (0.25, 0.5, 1.0, 2.0, 4.0)
-
-
-def stream_channel(group: str) -> str:
-    """The Redis pub/sub channel that carries a group's messages to the web processes."""
-    return f"tetris:stream:{group}"
+READ_TIMEOUT_SECONDS = 2.0
 
 
 class Viewer(Protocol):
     """What the hub hands messages to: one WebSocket consumer."""
 
-    async def relay(self, message: StreamMessage) -> None: ...
+    async def relay(self, message: Envelope) -> None: ...
 
 
 class Hub:
@@ -98,9 +93,7 @@ class Hub:
                     log.info("stream hub subscribed again after %d failed attempts", failures)
                 failures = 0
                 async for message in pubsub.listen():
-                    await self._relay(
-                        message["channel"].decode(), StreamMessage.from_bytes(message["data"])
-                    )
+                    await self._relay(message["channel"].decode(), message["data"])
             except (aioredis.RedisError, OSError) as error:
                 delay = RECONNECT_DELAYS_S[min(failures, len(RECONNECT_DELAYS_S) - 1)]
                 if not failures:
@@ -113,7 +106,12 @@ class Hub:
                     await pubsub.aclose()
                     await client.aclose()
 
-    async def _relay(self, channel: str, message: StreamMessage) -> None:
+    async def _relay(self, channel: str, data: bytes) -> None:
+        try:
+            message = Envelope.from_bytes(data)
+        except ValueError:  # not from our bridge (UnicodeDecodeError included): skip it
+            log.warning("skipped a message on %s that is not an envelope", channel)
+            return
         for viewer in list(self.viewers.get(channel, ())):
             try:
                 await viewer.relay(message)
@@ -123,3 +121,26 @@ class Hub:
 
 
 hub = Hub()
+
+
+_frame_reader: tuple[asyncio.AbstractEventLoop, aioredis.Redis] | None = None
+
+
+def _frame_reader_client() -> aioredis.Redis:
+    # One client (and connection pool) per event loop: a snapshot costs one GET, not a
+    # new connection (300 viewers open a run at once in the fan-out benchmark).
+    global _frame_reader
+    loop = asyncio.get_running_loop()
+    if _frame_reader is None or _frame_reader[0] is not loop:
+        client = aioredis.Redis.from_url(settings.REDIS_URL, socket_timeout=READ_TIMEOUT_SECONDS)
+        _frame_reader = (loop, client)
+    return _frame_reader[1]
+
+
+async def last_frame(group: str) -> Envelope | None:
+    """The group's last frame as published (None if none, or Redis is down)."""
+    try:
+        data = await _frame_reader_client().get(last_frame_key(group))
+        return Envelope.from_bytes(data) if data else None
+    except (aioredis.RedisError, OSError, ValueError):
+        return None

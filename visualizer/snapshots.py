@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Hashable
 
 from trainer import selectors
 from trainer.models import Run
-from visualizer import bridge, crowd
+from visualizer import crowd
 
 SNAPSHOT_POINTS = 1500
 
@@ -71,9 +71,3 @@ def _read_metrics_json(run_id: int) -> str:
 
 
 metrics_json = SharedReads(functools.partial(crowd.database.call, _read_metrics_json))
-
-
-def encode_snapshot(fields: dict, *, metrics: str, frame: str | None) -> str:
-    """The `snapshot` message: `fields`, plus metrics and last frame already encoded."""
-    head = bridge.encode("snapshot", fields)
-    return f'{head[:-1]},"metrics":{metrics},"frame":{frame or "null"}}}'

@@ -1,4 +1,4 @@
-"""Writing one stream message to many WebSocket viewers of one daphne, cheaply.
+"""Writing one stream message to many WebSocket viewers of one daphne, cheaply: a plugin.
 
 Each published frame goes to every viewer of its run in this process. Through the ASGI
 `send` path, each copy is handed down Channels' session wrapper, daphne's reply handler
@@ -6,51 +6,140 @@ and autobahn's framing, then buffered by Twisted, which registers the socket wit
 event loop, waits for it to be writable, writes it and unregisters it: about 40 us of CPU
 per viewer per message, most of daphne's cost at 100 viewers (profiled with py-spy,
 docs/BENCHMARKS.md "Live viewers"). Here a message is framed once for every socket
-(autobahn's prepared messages, its documented broadcast API) and written straight to
-each socket whose Twisted buffer is empty, a single `send` call; a socket that is busy
-or compressing takes the frame through autobahn and Twisted as before, so the bytes of
-one socket always leave in the order they were written. Everything here runs on daphne's
-one event loop thread, as Twisted's own writes do.
+(autobahn's prepared messages, its documented broadcast API), and written in one of
+three ways, the process's `mode`:
 
-`SocketWriterMiddleware` finds daphne's protocol object behind a WebSocket's ASGI `send`
-(daphne passes `partial(server.handle_reply, protocol)`) and puts a `SocketWriter` for it
-in the scope. Under any other server, another daphne, TLS served by daphne itself, or
-with the setting DIRECT_SOCKET_WRITES=0, the scope has none and consumers send through
-ASGI.
+- `direct`: straight to each socket whose Twisted buffer is empty, a single `send`
+  call; a socket that is busy or compressing takes the frame through autobahn and
+  Twisted as before, so the bytes of one socket always leave in the order they were
+  written. This needs the private names in PRIVATE_NAMES, so it is used only with the
+  versions in TESTED_VERSIONS, after a probe of the first socket finds every name.
+- `prepared`: autobahn's public `sendPreparedMessage` for each socket.
+- `asgi`: no writer; consumers send through the ASGI `send`.
+
+The setting SOCKET_WRITES picks the mode to start with. Any unexpected error moves the
+whole process one mode down, with one log line, and the message goes out that way: an
+upgrade of daphne, Twisted or autobahn can cost speed, never a frozen board.
+Everything here runs on daphne's one event loop thread, as Twisted's own writes do.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 
 from autobahn.websocket.protocol import PreparedMessage, WebSocketProtocol
 from django.conf import settings
 from twisted.internet import tcp
 from twisted.internet.interfaces import ISSLTransport
 
+from live.protocol import Envelope
+
 log = logging.getLogger(__name__)
 
 SCOPE_KEY = "tetris.socket_writer"
+MODES = ("direct", "prepared", "asgi")
+
+# The versions the direct mode was checked against (tests/visualizer/test_socket_writer.py).
+TESTED_VERSIONS = {
+    "daphne": ("4.2.3",),
+    "Twisted": ("26.10.0",),
+    "autobahn": ("26.11.1",),
+}
+# Every private or undocumented name the direct mode reads, by the object it is read on.
+# daphne also passes a WebSocket's ASGI `send` as `partial(server.handle_reply, protocol)`,
+# which is how `writer_for` finds the protocol.
+PRIVATE_NAMES = {
+    "protocol": ("_perMessageCompress", "send_queue"),
+    "prepared": ("payloadHybi",),
+    "transport": ("socket", "TLS", "_writeDisconnected", "dataBuffer", "_tempDataBuffer"),
+}
+# The documented names read on the same objects.
+PUBLIC_NAMES = {
+    "protocol": ("state", "transport", "sendPreparedMessage", "STATE_OPEN"),
+    "prepared": (),
+    "transport": ("connected", "disconnecting", "write"),
+}
 
 
-@dataclass(frozen=True)
-class StreamMessage:
-    """One published message: its text for the ASGI path, and its frame, built once."""
+class Writes:
+    """This process's mode, moved down (never up) when something fails."""
 
-    text: str
-    frame: PreparedMessage = field(repr=False)
+    def __init__(self) -> None:
+        self.mode: str | None = None  # read from the settings on first use
+        self.probed = False
+        self.announced = False
 
-    @property
-    def is_board_frame(self) -> bool:
-        """Whether this is a `frame` message (a board), which the next one supersedes."""
-        return self.text.startswith('{"type":"frame"')  # bridge.encode puts the type first
+    def current(self) -> str:
+        """The mode now."""
+        if self.mode is None:
+            self.mode = settings.SOCKET_WRITES
+        return self.mode
 
-    @classmethod
-    def from_bytes(cls, data: bytes) -> StreamMessage:
-        """A message from the UTF-8 bytes the bridge published."""
-        return cls(data.decode(), PreparedMessage(data, False, False, False))
+    def announce(self, *, daphne_socket: bool) -> None:
+        """Log once per process which way this server's frames go."""
+        if not self.announced:
+            self.announced = True
+            way = _WAYS[self.current()] if daphne_socket else _WAYS["asgi"]
+            log.info("live stream frames go %s", way)
+
+    def fall_back(self, reason: str) -> None:
+        """Move to the next mode down, for the whole process."""
+        mode = self.current()
+        if mode == "asgi":
+            return
+        self.mode = MODES[MODES.index(mode) + 1]
+        log.warning("%s: live stream frames now go %s", reason, _WAYS[self.mode])
+
+    def probe(self, protocol: WebSocketProtocol) -> None:
+        """Check once, on the first socket, that direct writes can work here."""
+        if self.probed or self.current() != "direct":
+            return
+        self.probed = True
+        if reason := _unsupported(protocol):
+            self.fall_back(reason)
+
+
+_WAYS = {
+    "direct": "straight to daphne's sockets",
+    "prepared": "through autobahn's sendPreparedMessage",
+    "asgi": "through ASGI send",
+}
+writes = Writes()
+
+
+def _unsupported(protocol: WebSocketProtocol) -> str:
+    """Why the direct mode cannot be used with this protocol; empty if it can."""
+    for package, tested in TESTED_VERSIONS.items():
+        try:
+            installed = version(package)
+        except PackageNotFoundError:
+            installed = "none"
+        if installed not in tested:
+            return f"{package} {installed} is not a version the direct writes were tested with"
+    objects = {
+        "protocol": protocol,
+        "prepared": PreparedMessage(b"", False, False, False),
+        "transport": protocol.transport,
+    }
+    for owner, names in PRIVATE_NAMES.items():
+        missing = [name for name in names if not hasattr(objects[owner], name)]
+        if missing:
+            return f"{owner} lacks {', '.join(missing)}"
+    return ""
+
+
+_last_prepared: tuple[Envelope, PreparedMessage] | None = None
+
+
+def prepared_frame(message: Envelope) -> PreparedMessage:
+    """The message framed once, for every socket it goes to (the hub hands the same
+    envelope to each viewer in turn)."""
+    global _last_prepared
+    if _last_prepared is None or _last_prepared[0] is not message:
+        _last_prepared = (message, PreparedMessage(message.text.encode(), False, False, False))
+    return _last_prepared[1]
 
 
 class SocketWriter:
@@ -60,20 +149,43 @@ class SocketWriter:
         self.protocol = protocol
         self.direct_writes = 0
 
-    def write(self, message: StreamMessage) -> None:
-        """Send the message's frame now, or queue it behind what the socket already holds."""
+    def write(self, message: Envelope) -> bool:
+        """Send the message's frame now, or queue it behind what the socket already holds.
+        False if it must go through ASGI instead."""
+        mode = writes.current()
+        try:
+            if mode == "direct":
+                self._write_direct(message)
+                return True
+        except Exception as error:  # a changed library: slower, never broken
+            writes.fall_back(f"direct socket write failed ({type(error).__name__}: {error})")
+        if writes.current() == "prepared":
+            try:
+                self._write_prepared(message)
+                return True
+            except Exception as error:
+                writes.fall_back(f"sendPreparedMessage failed ({type(error).__name__}: {error})")
+        return False
+
+    def _write_prepared(self, message: Envelope) -> None:
+        protocol = self.protocol
+        if protocol.state == WebSocketProtocol.STATE_OPEN:
+            protocol.sendPreparedMessage(prepared_frame(message))
+
+    def _write_direct(self, message: Envelope) -> None:
         protocol = self.protocol
         if protocol.state != WebSocketProtocol.STATE_OPEN:
             return  # closing or closed: autobahn drops sends then too
         transport = protocol.transport
+        prepared = prepared_frame(message)
         if (
             protocol._perMessageCompress is not None
             or protocol.send_queue
             or not _is_idle_plain_tcp(transport)
         ):
-            protocol.sendPreparedMessage(message.frame)
+            protocol.sendPreparedMessage(prepared)
             return
-        data = message.frame.payloadHybi
+        data = prepared.payloadHybi
         try:
             sent = transport.socket.send(data)
             self.direct_writes += 1
@@ -85,7 +197,7 @@ class SocketWriter:
             transport.write(data[sent:])
 
 
-def _is_idle_plain_tcp(transport: object) -> bool:
+def _is_idle_plain_tcp(transport: tcp.Server) -> bool:
     """True for a connected, unencrypted Twisted TCP transport with nothing buffered."""
     return (
         getattr(transport, "TLS", True) is False
@@ -120,14 +232,11 @@ class SocketWriterMiddleware:
 
     def __init__(self, inner: object) -> None:
         self.inner = inner
-        self.logged = False
 
     async def __call__(self, scope: dict, receive: object, send: object) -> None:
-        writer = writer_for(send) if settings.DIRECT_SOCKET_WRITES else None
-        if not self.logged:  # once per process: which way this server's frames go
-            self.logged = True
-            way = "straight to daphne's sockets" if writer else "through ASGI send"
-            log.info("live stream frames go %s", way)
+        writer = writer_for(send) if writes.current() != "asgi" else None
         if writer is not None:
+            writes.probe(writer.protocol)
             scope = {**scope, SCOPE_KEY: writer}
+        writes.announce(daphne_socket=writer is not None)
         await self.inner(scope, receive, send)

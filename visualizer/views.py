@@ -18,25 +18,11 @@ from trainer import plays, selectors, services
 from trainer.models import Checkpoint
 from trainer.rl.confidence import score_text
 from trainer.rl.config import ConfigError
+from trainer.sparkline import sparkline_points
 from visualizer.forms import RunForm, preset_values
 
 RUN_LIST_LIMIT = 200
 RUN_LIST_POLL_SECONDS = 3
-SPARKLINE_WIDTH, SPARKLINE_HEIGHT = 120, 28
-
-
-def sparkline_points(curve: list[list[float]]) -> str:
-    """An SVG polyline's points for a run's stored curve of (episode, mean lines) pairs."""
-    if len(curve) < 2:
-        return ""
-    xs, ys = [point[0] for point in curve], [point[1] for point in curve]
-    x_span, y_low = (max(xs) - min(xs)) or 1, min(ys)
-    y_span = (max(ys) - y_low) or 1
-    return " ".join(
-        f"{(x - xs[0]) / x_span * SPARKLINE_WIDTH:.1f},"
-        f"{SPARKLINE_HEIGHT - (y - y_low) / y_span * SPARKLINE_HEIGHT:.1f}"
-        for x, y in zip(xs, ys, strict=True)
-    )
 
 
 @require_GET

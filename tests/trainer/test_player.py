@@ -42,7 +42,7 @@ def loop_for(r: redis.Redis, spec: plays.PlaySpec, max_seconds: float) -> player
 
 
 @pytest.fixture
-def r() -> redis.Redis:
+def r(redis_server: object) -> redis.Redis:
     """The test Redis."""
     return redis.Redis.from_url(settings.REDIS_URL)
 

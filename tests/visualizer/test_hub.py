@@ -10,9 +10,10 @@ import pytest
 import redis.asyncio as aioredis
 from django.conf import settings
 
+from live.names import stream_channel
+from live.protocol import Envelope
 from tetris_site import stack
-from visualizer.hub import Hub, stream_channel
-from visualizer.socket_writer import StreamMessage
+from visualizer.hub import Hub
 
 pytestmark = pytest.mark.stack
 
@@ -23,8 +24,13 @@ class Recorder:
     def __init__(self) -> None:
         self.texts: list[str] = []
 
-    async def relay(self, message: StreamMessage) -> None:
+    async def relay(self, message: Envelope) -> None:
         self.texts.append(message.text)
+
+
+def envelope(text: str) -> bytes:
+    """A message as the bridge publishes it."""
+    return Envelope("metrics", time.time(), text).to_bytes()
 
 
 async def wait_until(condition, seconds: float = 10.0) -> None:
@@ -39,7 +45,7 @@ async def publish_until_heard(client: aioredis.Redis, group: str, viewer: Record
     deadline = time.monotonic() + 10
     while not any(t.startswith("probe") for t in viewer.texts):
         assert time.monotonic() < deadline, "the hub never delivered"
-        await client.publish(stream_channel(group), "probe")
+        await client.publish(stream_channel(group), envelope("probe"))
         await asyncio.sleep(0.05)
     viewer.texts.clear()
 
@@ -67,14 +73,16 @@ def test_one_read_feeds_every_viewer_of_the_group_in_order_and_leaving_stops_it(
         bob.texts.clear()
         relayed = hub.relayed
         for i in range(50):
-            await client.publish(stream_channel("run.1"), f"m{i}")
+            await client.publish(stream_channel("run.1"), envelope(f"m{i}"))
         await wait_until(lambda: len(bob.texts) == 50)
         assert ann.texts == bob.texts == [f"m{i}" for i in range(50)]
         assert other.texts == []
         assert hub.relayed - relayed == 50, "each message is read once, not once per viewer"
 
         await hub.leave("run.1", ann)
-        await client.publish(stream_channel("run.1"), "after")
+        # What is not an envelope (not from our bridge, or not UTF-8) is skipped.
+        await client.publish(stream_channel("run.1"), b"\xff\xfe not ours")
+        await client.publish(stream_channel("run.1"), envelope("after"))
         await wait_until(lambda: bob.texts[-1] == "after")
         assert ann.texts[-1] == "m49"
         await hub.leave("run.1", bob)
@@ -121,12 +129,12 @@ def test_a_consumer_holds_what_arrives_before_its_snapshot_and_sends_it_after() 
         consumer = StreamConsumer()
         consumer.scope, consumer.base_send = {}, base_send
         await consumer.start_stream("run.99")
-        await consumer.relay(StreamMessage.from_bytes(b"frame 1"))
-        await consumer.relay(StreamMessage.from_bytes(b"frame 2"))
+        await consumer.relay(Envelope("metrics", 1.0, "frame 1"))
+        await consumer.relay(Envelope("metrics", 2.0, "frame 2"))
         assert sent == [], "nothing may go out before the snapshot"
         await consumer.send(text_data="snapshot")
         await consumer.release()
-        await consumer.relay(StreamMessage.from_bytes(b"frame 3"))
+        await consumer.relay(Envelope("metrics", 3.0, "frame 3"))
         await hub.leave("run.99", consumer)
         assert stream_channel("run.99") not in hub.viewers
         return sent

@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 
-from tests.stack_tasks import publish_to_run
+from tests.stack_tasks import publish_status
 from tests.wsclient import open_socket, receive_json, session_and_run
 from tetris_site import stack
 
@@ -22,13 +22,13 @@ def test_worker_message_reaches_browser_socket(
         try:
             # The group subscription is in place once the snapshot arrives.
             assert (await receive_json(socket))["type"] == "snapshot"
-            publish_to_run.delay(run_id, "status", {"status": "running", "detail": "from worker"})
+            publish_status.delay(run_id, "running", "from worker", 12.5)
             return await receive_json(socket, timeout=30)
         finally:
             await socket.close()
 
     message = asyncio.run(scenario())
-    assert message == {"type": "status", "status": "running", "detail": "from worker"}
+    assert message == {"type": "status", "status": "running", "detail": "from worker", "t": 12.5}
 
 
 def test_another_users_private_run_is_closed_with_4403(live_daphne: stack.Service) -> None:

@@ -29,6 +29,7 @@ def test_run_page_lists_its_checkpoints_to_watch(ada: Client, user: object) -> N
     assert "/play/dellacherie/" in body and "/play/bcts/" in body
 
 
+@pytest.mark.redis
 def test_checkpoint_page_prepares_a_play_of_that_checkpoint(ada: Client, user: object) -> None:
     run = finished_cem_run(user)
     checkpoint = selectors.latest_checkpoint(run)
@@ -41,6 +42,7 @@ def test_checkpoint_page_prepares_a_play_of_that_checkpoint(ada: Client, user: o
     assert f"episode {checkpoint.episode:,}" in response.content.decode()
 
 
+@pytest.mark.redis
 def test_controller_page_prepares_a_play_of_the_controller(ada: Client) -> None:
     page = page_data(ada.get("/play/bcts/?pps=500"), "play-page")
     assert page["pps"] == plays.MAX_PPS

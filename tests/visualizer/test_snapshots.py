@@ -7,10 +7,13 @@ import time
 
 import pytest
 
+from live import bridge
+from live.names import run_group
+from live.protocol import Frame, snapshot_json
 from tests.wsclient import open_socket, receive_json, session_and_run
 from tetris_site import stack
 from trainer.models import Metric
-from visualizer.snapshots import SharedReads, encode_snapshot
+from visualizer.snapshots import SharedReads
 
 
 class VersionedSource:
@@ -69,7 +72,7 @@ def test_a_caller_leaving_does_not_cancel_the_shared_read_and_errors_reach_every
 def test_a_snapshot_splices_the_encoded_parts_into_one_json_message() -> None:
     import json
 
-    text = encode_snapshot({"run": {"id": 3}}, metrics='{"points":[],"total":0}', frame=None)
+    text = snapshot_json({"run": {"id": 3}}, metrics='{"points":[],"total":0}', frame=None)
     assert json.loads(text) == {
         "type": "snapshot",
         "run": {"id": 3},
@@ -78,26 +81,13 @@ def test_a_snapshot_splices_the_encoded_parts_into_one_json_message() -> None:
     }
 
 
-@pytest.fixture(scope="module")
-def core_layer_daphne(stack_env: dict[str, str], stack_dir) -> stack.Service:
-    """A daphne whose consumers use the classic channel layer (CHANNEL_LAYER=core)."""
-    service = stack.start_daphne(
-        {**stack_env, "CHANNEL_LAYER": "core"},
-        port=stack.free_port(),
-        log_path=stack_dir / "daphne-core.log",
-    )
-    yield service
-    service.stop(grace=5)
-
-
 @pytest.mark.stack
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("layer", ["pubsub", "core"])
 def test_viewers_opening_a_run_at_once_all_get_its_whole_history(
-    layer: str, request: pytest.FixtureRequest
+    live_daphne: stack.Service,
 ) -> None:
-    daphne = request.getfixturevalue("live_daphne" if layer == "pubsub" else "core_layer_daphne")
-    session, run_id = session_and_run(f"wall-{layer}")
+    daphne = live_daphne
+    session, run_id = session_and_run("wall")
     Metric.objects.bulk_create(
         Metric(
             run_id=run_id,
@@ -115,8 +105,7 @@ def test_viewers_opening_a_run_at_once_all_get_its_whole_history(
 
     async def scenario() -> list[dict]:
         path = f"/ws/runs/{run_id}/"
-        # More than the 100 Redis connections a layer would get by default, all joining
-        # the run's group at once.
+        # More than the 100 Redis connections a client gets by default, all joining at once.
         sockets = await asyncio.gather(
             *(open_socket(daphne.url, path, session=session) for _ in range(150))
         )
@@ -135,10 +124,8 @@ def test_viewers_opening_a_run_at_once_all_get_its_whole_history(
 
 async def publish_board(run_id: int, seq: int) -> None:
     """A board from the worker's bridge, numbered and stamped as the publishers do."""
-    from visualizer import bridge
-
-    board = {"seq": seq, "t": time.time(), "board": []}
-    await asyncio.wrap_future(bridge.publish_frame(bridge.run_group(run_id), board))
+    board = Frame(seq=seq, t=time.time(), episode=1, board="", next="I", lines=0, score=0, pieces=0)
+    await asyncio.wrap_future(bridge.publish(run_group(run_id), board))
 
 
 @pytest.mark.stack

@@ -7,7 +7,6 @@ import signal
 import threading
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
 
 from trainer import services
 from trainer.management.commands._helpers import add_run_options, owner_for_new_run
@@ -38,10 +37,10 @@ class Command(BaseCommand):
                 "seed": options["seed"],
                 "visibility": "public" if options["public"] else "private",
             }
-            with transaction.atomic():
+            if options["queue"]:
+                run = services.run_create_and_start(owner=owner, **fields)
+            else:
                 run = services.run_create(owner=owner, **fields)
-                if options["queue"]:
-                    services.run_start(run=run)
         except ConfigError as error:
             raise CommandError(f"invalid config: {error}") from None
         if options["queue"]:

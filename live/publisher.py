@@ -1,16 +1,19 @@
-"""The training loop's link to the browsers: board frames and metric batches.
+"""The training loop's link to the browsers: board frames and metric batches of one run.
 
-It runs in the worker and never blocks training: frames are latest-only and encoded
-once (the bridge fans them out), metrics go out a few times a second, and when Redis is
-slow or down the bridge drops messages instead of waiting.
+It runs in the worker and never blocks training: frames are latest-only, at a capped
+rate, and metrics go out a few times a second, each through the bridge, which drops
+messages instead of waiting when Redis is slow or down.
 """
 
 from __future__ import annotations
 
 import time
 
-from trainer.rl.events import Callback, EpisodeMetrics, Frame
-from visualizer import bridge
+from live import bridge
+from live.names import run_group
+from live.protocol import Frame, Metrics
+from trainer.rl.events import Callback, EpisodeMetrics
+from trainer.rl.events import Frame as BoardFrame
 
 METRICS_PER_SECOND = 4.0
 
@@ -19,14 +22,14 @@ class RunPublisher(Callback):
     """Publishes one run's frames and metrics to its group."""
 
     def __init__(self, run_id: int, *, frames_per_second: float = 15.0) -> None:
-        self.group = bridge.run_group(run_id)
+        self.group = run_group(run_id)
         self.frame_interval = 1.0 / frames_per_second if frames_per_second > 0 else None
         self.seq = 0
         self.last_frame = 0.0
         self.pending: list[dict] = []
         self.last_metrics = 0.0
 
-    def on_frame(self, f: Frame) -> None:
+    def on_frame(self, f: BoardFrame) -> None:
         """Publish the latest board, at most `frames_per_second` times a second."""
         if self.frame_interval is None:
             return
@@ -35,18 +38,18 @@ class RunPublisher(Callback):
             return
         self.last_frame = now
         self.seq += 1
-        bridge.publish_frame(
+        bridge.publish(
             self.group,
-            {
-                "seq": self.seq,
-                "t": time.time(),
-                "episode": f.episode,
-                "board": f.board,
-                "next": f.next,
-                "lines": f.lines,
-                "score": f.score,
-                "pieces": f.pieces,
-            },
+            Frame(
+                seq=self.seq,
+                t=time.time(),
+                episode=f.episode,
+                board=f.board,
+                next=f.next,
+                lines=f.lines,
+                score=f.score,
+                pieces=f.pieces,
+            ),
         )
 
     def on_episode(self, m: EpisodeMetrics) -> None:
@@ -58,6 +61,6 @@ class RunPublisher(Callback):
     def flush(self) -> None:
         """Send the buffered metric points now."""
         if self.pending:
-            bridge.publish(self.group, "metrics", {"points": self.pending})
+            bridge.publish(self.group, Metrics(points=self.pending))
             self.pending = []
         self.last_metrics = time.monotonic()

@@ -1,0 +1,107 @@
+"""The consumers through Channels' WebsocketCommunicator: access, the snapshot, commands,
+and the stream from the bridge, in this process, on the test Redis (no daphne)."""
+
+import asyncio
+import json
+
+import pytest
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import AnonymousUser
+
+from live import bridge
+from live.names import run_group
+from live.protocol import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED, RunStatus
+from trainer import services
+from visualizer.routing import websocket_urlpatterns
+
+pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
+
+
+def run_scenario(scenario: object) -> object:
+    """Run a scenario on a new event loop; a hang fails in a minute, not at the suite's timeout."""
+    return asyncio.run(asyncio.wait_for(scenario, 60))
+
+
+async def connect(user: object, path: str) -> tuple[WebsocketCommunicator, dict | int]:
+    """A socket for `user`, and its first message, or the code it was closed with."""
+    communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns), path)
+    communicator.scope["user"] = user
+    connected, _ = await communicator.connect(timeout=10)
+    assert connected
+    first = await communicator.receive_output(timeout=10)
+    if first["type"] == "websocket.close":
+        return communicator, first["code"]
+    return communicator, json.loads(first["text"])
+
+
+def test_an_anonymous_socket_is_closed_with_4401() -> None:
+    async def scenario() -> int:
+        _, code = await connect(AnonymousUser(), "/ws/runs/1/")
+        return code
+
+    assert run_scenario(scenario()) == CLOSE_UNAUTHENTICATED
+
+
+def test_someone_elses_private_run_is_closed_with_4403(user: object, other_user: object) -> None:
+    run = services.run_create(owner=user, name="mine")
+
+    async def scenario() -> int:
+        _, code = await connect(other_user, f"/ws/runs/{run.pk}/")
+        return code
+
+    assert run_scenario(scenario()) == CLOSE_FORBIDDEN
+
+
+def test_the_owner_gets_the_snapshot_then_what_the_bridge_publishes(user: object) -> None:
+    run = services.run_create(owner=user, name="watched")
+
+    async def scenario() -> tuple[dict, dict]:
+        socket, snapshot = await connect(user, f"/ws/runs/{run.pk}/")
+        try:
+            published = bridge.publish(run_group(run.pk), RunStatus("running", "hi", 1.0))
+            await asyncio.wrap_future(published)
+            return snapshot, await socket.receive_json_from(timeout=10)
+        finally:
+            await socket.disconnect()
+
+    snapshot, message = run_scenario(scenario())
+    assert snapshot["type"] == "snapshot" and snapshot["run"]["id"] == run.pk
+    assert snapshot["run"]["can_control"] is True and snapshot["frame"] is None
+    assert message == {"type": "status", "status": "running", "detail": "hi", "t": 1.0}
+
+
+def test_bad_commands_get_an_error_and_the_socket_stays_open(user: object) -> None:
+    run = services.run_create(owner=user, name="queued")
+
+    async def scenario() -> list[dict]:
+        socket, _ = await connect(user, f"/ws/runs/{run.pk}/")
+        replies = []
+        try:
+            for text in ["{not json", '{"command": "dance"}', '{"command": "start"}']:
+                await socket.send_to(text_data=text)
+                replies.append(await socket.receive_json_from(timeout=10))
+        finally:
+            await socket.disconnect()
+        return replies
+
+    replies = run_scenario(scenario())
+    assert [reply["type"] for reply in replies] == ["error"] * 3
+    assert "not valid JSON" in replies[0]["error"] and "dance" in replies[1]["error"]
+    assert "only a stopped or failed run can start" in replies[2]["error"]
+
+
+def test_a_viewer_is_closed_with_4403_when_the_run_turns_private(
+    user: object, other_user: object
+) -> None:
+    run = services.run_create(owner=user, name="shown", visibility="public")
+
+    async def scenario() -> dict:
+        socket, snapshot = await connect(other_user, f"/ws/runs/{run.pk}/")
+        assert snapshot["type"] == "snapshot"
+        await asyncio.to_thread(
+            services.run_set_visibility, run=run, user=user, visibility="private"
+        )
+        return await socket.receive_output(timeout=10)
+
+    assert run_scenario(scenario()) == {"type": "websocket.close", "code": CLOSE_FORBIDDEN}

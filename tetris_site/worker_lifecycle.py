@@ -1,0 +1,93 @@
+"""What a Celery worker does besides its tasks, hooked to its start and stop signals.
+
+- Each worker process sizes torch's thread pool to its share of the cores.
+- A thread beats the worker's liveness key and, every REAP_EVERY_SECONDS, sweeps runs
+  and evaluation chunks whose worker was lost (any live worker sweeps).
+- A warm shutdown asks this worker's runs to checkpoint and stop.
+"""
+
+import logging
+import os
+import threading
+import time
+
+from celery import signals
+
+_CONCURRENCY_ENV = "TETRIS_WORKER_CONCURRENCY"
+
+
+@signals.worker_init.connect
+def _remember_concurrency(sender: object, **kwargs: object) -> None:
+    # Child processes inherit the environment, so each can size its torch pool.
+    os.environ[_CONCURRENCY_ENV] = str(getattr(sender, "concurrency", 1) or 1)
+
+
+@signals.worker_process_init.connect
+def _set_torch_threads(**kwargs: object) -> None:
+    import torch
+    from django.conf import settings
+
+    torch.set_num_threads(torch_threads_per_process(settings.TORCH_THREADS))
+
+
+def torch_threads_per_process(configured: int) -> int:
+    """Threads for one worker process: the setting, or the cores shared among processes."""
+    if configured > 0:
+        return configured
+    processes = int(os.environ.get(_CONCURRENCY_ENV, "1"))
+    return max(1, (os.cpu_count() or 1) // max(1, processes))
+
+
+_liveness_stop = threading.Event()
+
+
+REAP_EVERY_SECONDS = 30.0
+
+
+@signals.worker_ready.connect
+def _start_liveness(sender: object, **kwargs: object) -> None:
+    from tetris_site import liveness
+
+    hostname = sender.hostname
+    concurrency = int(os.environ.get(_CONCURRENCY_ENV, "1"))
+
+    def beat_forever() -> None:
+        last_reap = 0.0
+        while not _liveness_stop.is_set():
+            liveness.beat(hostname, concurrency=concurrency)
+            # Any live worker sweeps: runs of a lost worker are failed even if it never returns.
+            if time.monotonic() - last_reap >= REAP_EVERY_SECONDS:
+                _reap_lost_runs()
+                last_reap = time.monotonic()
+            _liveness_stop.wait(liveness.BEAT_SECONDS)
+
+    threading.Thread(target=beat_forever, name="liveness", daemon=True).start()
+
+
+def _reap_lost_runs() -> None:
+    from django.db import DatabaseError
+
+    from trainer.services import evaluation_chunks_requeue_lost, run_reap
+
+    try:
+        run_reap()
+        evaluation_chunks_requeue_lost()
+    except DatabaseError:
+        logging.getLogger(__name__).exception("the sweep for lost runs and chunks failed")
+
+
+@signals.worker_shutting_down.connect
+def _stop_own_runs(sender: str, **kwargs: object) -> None:
+    # A warm shutdown waits for running tasks: ask this worker's runs to checkpoint and
+    # stop (within a second) instead of training on until their budget ends.
+    from trainer.services import runs_stop_on_worker
+
+    runs_stop_on_worker(worker=sender, detail="the worker is shutting down")
+
+
+@signals.worker_shutdown.connect
+def _stop_liveness(sender: object, **kwargs: object) -> None:
+    from tetris_site import liveness
+
+    _liveness_stop.set()
+    liveness.forget(sender.hostname)
