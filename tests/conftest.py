@@ -41,6 +41,13 @@ def stack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("stack")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _media_in_stack_dir(stack_dir: Path) -> None:
+    """Checkpoint files where the processes the tests start write them, from the start
+    (a storage reads MEDIA_ROOT once, when first used)."""
+    settings.MEDIA_ROOT = str(stack_dir / "media")
+
+
 @pytest.fixture(scope="session")
 def redis_server(stack_dir: Path) -> Iterator[stack.Service]:
     """A private redis-server on a free port; this process's Celery and Channels use it."""
@@ -54,7 +61,6 @@ def redis_server(stack_dir: Path) -> Iterator[stack.Service]:
     settings.CHANNEL_LAYERS = channel_layers_for(service.url)
     channel_layers.backends.clear()
     celery_app.conf.broker_url = service.url
-    settings.MEDIA_ROOT = str(stack_dir / "media")
     yield service
     service.stop(grace=5)
 
