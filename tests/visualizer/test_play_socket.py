@@ -106,7 +106,9 @@ def test_controller_plays_at_the_viewers_speed_pauses_steps_and_starts_anew(
     assert len(seen["fast"]) >= 80  # 60 a second, with room for a busy machine
     for frames in (seen["slow"], seen["fast"]):  # one frame a piece, none lost
         pieces = [frame["pieces"] for frame in frames]
-        assert pieces == list(range(pieces[0], pieces[0] + len(pieces)))
+        shown = [(f["episode"], f["pieces"], f["seq"], round(f["t"] % 100, 3)) for f in frames]
+        first = (seen["first"]["episode"], seen["first"]["pieces"], seen["first"]["seq"])
+        assert pieces == list(range(pieces[0], pieces[0] + len(pieces))), (first, shown)
     assert seen["paused"]["state"] == "paused" and seen["paused"]["pps"] == 60
     assert seen["still"] == []
     (step,) = seen["stepped"]
