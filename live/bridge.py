@@ -57,6 +57,7 @@ class Bridge:
                 thread = threading.Thread(target=loop.run_forever, name="live-bridge", daemon=True)
                 thread.start()
                 self._loop, self._pid, self._pending, self._redis = loop, os.getpid(), 0, None
+                self._order = asyncio.Lock()
             return self._loop
 
     def send(self, group: str, envelope: Envelope, *, remember: bool = False) -> Future | None:
@@ -82,6 +83,14 @@ class Bridge:
             self.dropped += 1
 
     async def _publish(self, group: str, data: bytes, remember: bool) -> None:
+        # One message at a time, in the order they were queued: concurrent pipelines on
+        # pooled connections can reach Redis out of order (one waits for a new connection
+        # while the next takes an idle one), and a viewer would see an older board after a
+        # newer one. asyncio's lock hands itself over first come, first served.
+        async with self._order:
+            await self._publish_now(group, data, remember)
+
+    async def _publish_now(self, group: str, data: bytes, remember: bool) -> None:
         try:
             if self._redis is None:
                 self._redis = aioredis.Redis.from_url(
