@@ -18,12 +18,13 @@ import asyncio
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 
 import redis.asyncio as aioredis
 
-from live.names import last_frame_key, stream_channel
+from live.names import last_frame_key, overlay_key, stream_channel
 from live.protocol import AccessChanged, Envelope, Frame, Message
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,8 @@ MAX_PENDING = 64
 SEND_TIMEOUT_SECONDS = 2.0
 # The last frame of a group outlives its run briefly, so a late viewer still sees the board.
 LAST_FRAME_TTL_SECONDS = 600
+# How stale the answer to "does anyone have the overlay on?" may be.
+OPTIONS_POLL_SECONDS = 1.0
 
 
 class Bridge:
@@ -48,6 +51,8 @@ class Bridge:
             "REDIS_URL", "redis://localhost:6379/0"
         )
         self.dropped = 0
+        self._wanted: dict[str, tuple[float, bool]] = {}  # group -> (asked at, answer)
+        self._asking: set[str] = set()
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         # After a fork (Celery prefork) the parent's thread is gone: start a new one.
@@ -58,6 +63,7 @@ class Bridge:
                 thread.start()
                 self._loop, self._pid, self._pending, self._redis = loop, os.getpid(), 0, None
                 self._order = asyncio.Lock()
+                self._wanted, self._asking = {}, set()
             return self._loop
 
     def send(self, group: str, envelope: Envelope, *, remember: bool = False) -> Future | None:
@@ -90,16 +96,45 @@ class Bridge:
         async with self._order:
             await self._publish_now(group, data, remember)
 
+    def options_wanted(self, group: str) -> bool:
+        """Whether a viewer of the group has the overlay on, as Redis said at most about a
+        second ago. Never waits: a stale answer is returned while a fresh one is asked for."""
+        asked_at, wanted = self._wanted.get(group, (-OPTIONS_POLL_SECONDS, False))
+        if time.monotonic() - asked_at >= OPTIONS_POLL_SECONDS:
+            loop = self._ensure_loop()
+            with self._lock:
+                if group in self._asking:
+                    return wanted
+                self._asking.add(group)
+            asyncio.run_coroutine_threadsafe(self._ask_options(group), loop)
+        return wanted
+
+    async def _ask_options(self, group: str) -> None:
+        try:
+            exists = await asyncio.wait_for(
+                self._client().exists(overlay_key(group)), SEND_TIMEOUT_SECONDS
+            )
+            self._wanted[group] = (time.monotonic(), bool(exists))
+        except Exception as exc:  # Redis slow or down: no overlay, ask again later
+            self._wanted[group] = (time.monotonic(), False)
+            log.debug("could not ask whether %s wants options: %s", group, exc)
+        finally:
+            with self._lock:
+                self._asking.discard(group)
+
+    def _client(self) -> aioredis.Redis:
+        if self._redis is None:
+            self._redis = aioredis.Redis.from_url(
+                self.redis_url(), socket_timeout=SEND_TIMEOUT_SECONDS
+            )
+        return self._redis
+
     async def _publish_now(self, group: str, data: bytes, remember: bool) -> None:
         try:
-            if self._redis is None:
-                self._redis = aioredis.Redis.from_url(
-                    self.redis_url(), socket_timeout=SEND_TIMEOUT_SECONDS
-                )
             # One round trip: the last frame, then the message to every web process's hub.
             # Stored first, so a frame that reached a hub is already what a new viewer's
             # snapshot reads (its board supersedes the ones held for that viewer).
-            async with self._redis.pipeline(transaction=False) as pipe:
+            async with self._client().pipeline(transaction=False) as pipe:
                 if remember:
                     pipe.set(last_frame_key(group), data, ex=LAST_FRAME_TTL_SECONDS)
                 pipe.publish(stream_channel(group), data)
@@ -142,6 +177,14 @@ def publish(group: str, message: Message) -> Future | None:
 def publish_access_changed(group: str) -> Future | None:
     """Tell the group's consumers to re-check their viewer's access (a run went private)."""
     return publish(group, AccessChanged())
+
+
+def options_wanted(group: str) -> bool:
+    """Whether a viewer of `group` has the overlay on: the frames are to carry the policy's
+    options. Answers at once (from at most about a second ago); False without Redis."""
+    if _sink is not None:
+        return False
+    return _bridge.options_wanted(group)
 
 
 def dropped() -> int:

@@ -30,3 +30,9 @@ def stream_channel(group: str) -> str:
 def last_frame_key(group: str) -> str:
     """The Redis key that holds a group's latest frame, as published."""
     return f"tetris:last-frame:{group}"
+
+
+def overlay_key(group: str) -> str:
+    """The Redis key that exists while a viewer of the group has the overlay on: the
+    worker adds the policy's options to the group's frames only then."""
+    return f"tetris:overlay:{group}"

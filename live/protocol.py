@@ -13,7 +13,7 @@ import dataclasses
 import json
 import time
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from typing import Any, ClassVar
 
 # A socket closed with these tells the page why: sign in again, or no access.
@@ -55,6 +55,11 @@ class Frame(Message):
     score: int
     pieces: int
     seed: int | None = None  # plays: the game's seed, for a replay
+    piece: str | None = None  # the piece to place now (absent once the game is over)
+    # What the policy weighed for `piece`, best first: {rotation, column, value, chosen},
+    # and `terms` for a linear policy. Present only while someone has the overlay on, and
+    # sent only to the sockets that turned it on (`without_options`).
+    options: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -160,6 +165,16 @@ class Envelope:
     def is_control(self) -> bool:
         """Whether this is for the consumers, not the browser."""
         return self.kind in CONTROL_KINDS
+
+    @cached_property
+    def without_options(self) -> Envelope:
+        """This message as a socket without the overlay gets it: a frame's `options` left
+        out. Worked out once per message, however many sockets take it."""
+        if not self.is_board_frame or '"options":' not in self.text:
+            return self
+        fields = json.loads(self.text)
+        fields.pop("options", None)
+        return Envelope(self.kind, self.published, json.dumps(fields, separators=(",", ":")))
 
     def to_bytes(self) -> bytes:
         """The envelope as published: `<kind> <published>\\n<json>`."""

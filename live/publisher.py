@@ -49,8 +49,14 @@ class RunPublisher(Callback):
                 lines=f.lines,
                 score=f.score,
                 pieces=f.pieces,
+                piece=f.piece or None,
+                options=f.options,
             ),
         )
+
+    def wants_options(self) -> bool:
+        """Whether a viewer has the overlay on (asked of Redis in the background)."""
+        return bridge.options_wanted(self.group)
 
     def on_episode(self, m: EpisodeMetrics) -> None:
         """Batch metric points and send them a few times a second."""

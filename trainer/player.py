@@ -19,6 +19,7 @@ from live.protocol import Frame, PlayStatus
 from trainer import checkpoint_files, plays
 from trainer.models import Checkpoint
 from trainer.rl import load_policy
+from trainer.rl.options import policy_options
 from trainer.rl.policies import Policy, one_torch_thread
 from trainer.tetris import PIECE_NAMES, TetrisGame
 
@@ -51,9 +52,15 @@ class GamePlayer:
         self.episode += 1
         self.game = TetrisGame(*self.board, self.first_seed + self.episode - 1)
 
-    def frame(self) -> dict:
-        """The board and figures, as a frame message's payload."""
+    def frame(self, *, options: bool = False) -> dict:
+        """The board and figures, as a frame message's payload; with `options`, what the
+        policy weighs for the piece to place now."""
         game = self.game
+        extra = {}
+        if not game.game_over:
+            extra["piece"] = PIECE_NAMES[game.current_piece]
+            if options:
+                extra["options"] = policy_options(self.policy, game)
         return {
             "episode": self.episode,
             "seed": game.seed,
@@ -62,6 +69,7 @@ class GamePlayer:
             "lines": game.lines,
             "score": game.score,
             "pieces": game.pieces,
+            **extra,
         }
 
 
@@ -98,11 +106,14 @@ class PlayLoop:
         self.max_seconds = max_seconds
         self.seq = 0
         self.pace = _Pace(spec.pps, False)
+        self.options_shown = False
 
     def publish_frame(self) -> None:
         """Send the board to every viewer."""
         self.seq += 1
-        bridge.publish(self.group, Frame(seq=self.seq, t=time.time(), **self.player.frame()))
+        self.options_shown = bridge.options_wanted(self.group)
+        payload = self.player.frame(options=self.options_shown)
+        bridge.publish(self.group, Frame(seq=self.seq, t=time.time(), **payload))
 
     def publish_status(self, state: str, detail: str = "") -> None:
         """Tell every viewer (and later ones) the play's state, speed and pause."""
@@ -147,6 +158,8 @@ class PlayLoop:
                 if controls.paused:
                     pending_steps += min(plays.MAX_STEPS_AT_ONCE, controls.steps - steps_seen)
                 steps_seen = controls.steps
+                if not self.options_shown and bridge.options_wanted(self.group):
+                    self.publish_frame()  # a paused board shows its options at once
                 pace = _Pace(controls.pps, controls.paused)
                 if pace != self.pace:
                     self.pace = pace

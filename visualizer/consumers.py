@@ -50,6 +50,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
 
     stream_group: str | None = None
     stream: ViewerStream | None = None
+    overlay = False  # whether this socket's frames carry the policy's options
 
     async def start_stream(self, group: str) -> None:
         """Join the hub for `group`, holding its messages until `release`."""
@@ -71,7 +72,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
         """The stream's last frame, for the snapshot; no older board follows it."""
         frame = await last_frame(self.stream_group)
         self.stream.snapshot_shows(frame)
-        return frame
+        return frame if frame is None or self.overlay else frame.without_options
 
     async def release(self) -> None:
         """Send what was held, in order, then send messages as they come."""
@@ -79,6 +80,8 @@ class StreamConsumer(AsyncWebsocketConsumer):
             await self._send_stream(message)
 
     async def _send_stream(self, message: Envelope) -> None:
+        if not self.overlay:
+            message = message.without_options
         writer = self.scope.get(SCOPE_KEY)
         if writer is not None and writer.write(message):
             return
@@ -105,6 +108,17 @@ class StreamConsumer(AsyncWebsocketConsumer):
         if self.stream_group is not None:
             await hub.leave(self.stream_group, self)
             self.stream_group, self.stream = None, None
+
+    async def set_overlay(self, message: dict) -> None:
+        """`{"command": "overlay", "on": true}`: this socket's frames carry the options of
+        the policy (the worker sends them while any viewer has the overlay on)."""
+        on = message.get("on")
+        if not isinstance(on, bool):
+            await self.send_error('overlay needs "on": true or false')
+            return
+        self.overlay = on
+        if self.stream_group is not None:
+            await hub.want_options(self.stream_group, self, on)
 
     async def send_error(self, error: str) -> None:
         """Answer bad input with an `error` message; the socket stays open."""
@@ -153,8 +167,11 @@ class RunConsumer(StreamConsumer):
             await self.send_error(error)
             return
         command = message["command"]
+        if command == "overlay":
+            await self.set_overlay(message)
+            return
         if command not in {"stop", "start"}:
-            await self.send_error(f"unknown command {command[:50]!r}; use stop or start")
+            await self.send_error(f"unknown command {command[:50]!r}; use stop, start or overlay")
             return
         error = await self._command(command)
         if error:
@@ -187,7 +204,7 @@ class RunConsumer(StreamConsumer):
         return True
 
 
-PLAY_COMMANDS = ("speed", "pause", "resume", "step", "restart")
+PLAY_COMMANDS = ("speed", "pause", "resume", "step", "restart", "overlay")
 
 
 def _is_number(value: object) -> bool:
@@ -270,6 +287,9 @@ class PlayConsumer(StreamConsumer):
             await self.send_error(
                 f"unknown command {command[:50]!r}; use one of {', '.join(PLAY_COMMANDS)}"
             )
+            return
+        if command == "overlay":
+            await self.set_overlay(message)
             return
         try:
             if command == "speed":

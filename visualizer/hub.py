@@ -23,13 +23,17 @@ from typing import Protocol
 import redis.asyncio as aioredis
 from django.conf import settings
 
-from live.names import IDLE_CHANNEL, last_frame_key, stream_channel
+from live.names import IDLE_CHANNEL, last_frame_key, overlay_key, stream_channel
 from live.protocol import Envelope
 
 log = logging.getLogger(__name__)
 
 RECONNECT_DELAYS_S = (0.25, 0.5, 1.0, 2.0, 4.0)
 READ_TIMEOUT_SECONDS = 2.0
+# While a viewer has the overlay on, its group's overlay key is set again this often, and
+# lives this long: a crashed web process's overlays end by themselves.
+OPTIONS_REFRESH_SECONDS = 2.0
+OPTIONS_TTL_SECONDS = 6
 
 
 class Viewer(Protocol):
@@ -47,11 +51,14 @@ class Hub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reader: asyncio.Task | None = None
         self._pubsub: aioredis.client.PubSub | None = None
+        self.options: dict[str, set[Viewer]] = {}  # group -> viewers with the overlay on
+        self._options_keeper: asyncio.Task | None = None
 
     def _ensure_reader(self) -> None:
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # a new event loop (tests): nothing of the old one works
             self.viewers, self._loop, self._reader, self._pubsub = {}, loop, None, None
+            self.options, self._options_keeper = {}, None
         if self._reader is None or self._reader.done():
             self._reader = loop.create_task(self._read_forever(), name="stream-hub")
 
@@ -74,9 +81,48 @@ class Hub:
         channel = stream_channel(group)
         viewers = self.viewers.get(channel, {})
         viewers.pop(viewer, None)
+        self._drop_options(group, viewer)
         if not viewers and self.viewers.pop(channel, None) is not None and self._pubsub:
             with contextlib.suppress(aioredis.RedisError, OSError):
                 await self._pubsub.unsubscribe(channel)
+
+    async def want_options(self, group: str, viewer: Viewer, on: bool) -> None:
+        """Turn the overlay on or off for one viewer: the group's worker adds the policy's
+        options to its frames while any viewer, in any web process, has it on."""
+        if not on:
+            self._drop_options(group, viewer)
+            return
+        self._ensure_reader()
+        first = group not in self.options
+        self.options.setdefault(group, set()).add(viewer)
+        if first:
+            await self._mark_options_wanted([group])
+        if self._options_keeper is None or self._options_keeper.done():
+            self._options_keeper = asyncio.get_running_loop().create_task(
+                self._keep_options_wanted(), name="stream-hub-options"
+            )
+
+    def _drop_options(self, group: str, viewer: Viewer) -> None:
+        # The key is left to expire: another web process may still want the options.
+        viewers = self.options.get(group)
+        if viewers is not None:
+            viewers.discard(viewer)
+            if not viewers:
+                del self.options[group]
+
+    async def _keep_options_wanted(self) -> None:
+        while self.options:
+            await asyncio.sleep(OPTIONS_REFRESH_SECONDS)
+            await self._mark_options_wanted(list(self.options))
+
+    async def _mark_options_wanted(self, groups: list[str]) -> None:
+        try:
+            async with _client().pipeline(transaction=False) as pipe:
+                for group in groups:
+                    pipe.set(overlay_key(group), b"1", ex=OPTIONS_TTL_SECONDS)
+                await pipe.execute()
+        except (aioredis.RedisError, OSError) as error:  # tried again at the next refresh
+            log.warning("could not mark the overlay wanted: %s", error)
 
     async def _read_forever(self) -> None:
         failures = 0
@@ -123,24 +169,24 @@ class Hub:
 hub = Hub()
 
 
-_frame_reader: tuple[asyncio.AbstractEventLoop, aioredis.Redis] | None = None
+_redis_client: tuple[asyncio.AbstractEventLoop, aioredis.Redis] | None = None
 
 
-def _frame_reader_client() -> aioredis.Redis:
+def _client() -> aioredis.Redis:
     # One client (and connection pool) per event loop: a snapshot costs one GET, not a
     # new connection (300 viewers open a run at once in the fan-out benchmark).
-    global _frame_reader
+    global _redis_client
     loop = asyncio.get_running_loop()
-    if _frame_reader is None or _frame_reader[0] is not loop:
+    if _redis_client is None or _redis_client[0] is not loop:
         client = aioredis.Redis.from_url(settings.REDIS_URL, socket_timeout=READ_TIMEOUT_SECONDS)
-        _frame_reader = (loop, client)
-    return _frame_reader[1]
+        _redis_client = (loop, client)
+    return _redis_client[1]
 
 
 async def last_frame(group: str) -> Envelope | None:
     """The group's last frame as published (None if none, or Redis is down)."""
     try:
-        data = await _frame_reader_client().get(last_frame_key(group))
+        data = await _client().get(last_frame_key(group))
         return Envelope.from_bytes(data) if data else None
     except (aioredis.RedisError, OSError, ValueError):
         return None

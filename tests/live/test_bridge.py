@@ -8,7 +8,7 @@ import redis.asyncio as aioredis
 from django.conf import settings
 
 from live import bridge
-from live.names import stream_channel
+from live.names import overlay_key, stream_channel
 from live.protocol import Envelope, Frame
 
 pytestmark = pytest.mark.redis
@@ -39,3 +39,29 @@ def test_a_burst_of_boards_reaches_a_subscriber_in_the_order_published() -> None
 
     seqs = asyncio.run(scenario())
     assert seqs == sorted(seqs), seqs
+
+
+def test_a_worker_learns_within_seconds_that_a_viewer_turned_the_overlay_on() -> None:
+    import redis
+
+    group = "run.overlay-test"
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    client.delete(overlay_key(group))
+    assert bridge.options_wanted(group) is False  # asks in the background, answers at once
+
+    def answer_within(seconds: float, expected: bool) -> float:
+        started = time.monotonic()
+        while bridge.options_wanted(group) is not expected:
+            assert time.monotonic() - started < seconds, f"still {not expected}"
+            time.sleep(0.02)
+        return time.monotonic() - started
+
+    client.set(overlay_key(group), b"1", ex=30)
+    assert answer_within(3.0, True) <= 3.0
+    client.delete(overlay_key(group))
+    assert answer_within(3.0, False) <= 3.0
+    # Never a wait on the caller: a hundred questions in a row take no round trip each.
+    started = time.perf_counter()
+    for _ in range(100):
+        bridge.options_wanted(group)
+    assert time.perf_counter() - started < 0.05

@@ -73,3 +73,18 @@ def test_the_pages_know_the_same_close_codes() -> None:
         "CLOSE_UNAUTHENTICATED": str(CLOSE_UNAUTHENTICATED),
         "CLOSE_FORBIDDEN": str(CLOSE_FORBIDDEN),
     }
+
+
+def test_a_socket_without_the_overlay_gets_the_frame_without_its_options() -> None:
+    options = [{"rotation": 1, "column": 3, "value": -2.5, "chosen": True}]
+    frame = Frame(4, 1.5, 1, "..", "I", 0, 0, 3, piece="T", options=options)
+    envelope = Envelope.of(frame, frame.t)
+    plain = envelope.without_options
+    assert json.loads(envelope.text)["options"] == options
+    assert json.loads(plain.text) == {
+        k: v for k, v in json.loads(envelope.text).items() if k != "options"
+    }
+    assert (plain.kind, plain.published) == (envelope.kind, envelope.published)
+    assert envelope.without_options is plain  # worked out once for every socket
+    bare = Envelope.of(Frame(5, 2.0, 1, "..", "I", 0, 0, 3))
+    assert bare.without_options is bare

@@ -3,16 +3,20 @@ and the stream from the bridge, in this process, on the test Redis (no daphne)."
 
 import asyncio
 import json
+import time
 
 import pytest
+import redis
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 
 from live import bridge
-from live.names import run_group
-from live.protocol import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED, RunStatus
+from live.names import overlay_key, run_group
+from live.protocol import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED, Frame, RunStatus
 from trainer import services
+from visualizer.hub import hub
 from visualizer.routing import websocket_urlpatterns
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
@@ -105,3 +109,68 @@ def test_a_viewer_is_closed_with_4403_when_the_run_turns_private(
         return await socket.receive_output(timeout=10)
 
     assert run_scenario(scenario()) == {"type": "websocket.close", "code": CLOSE_FORBIDDEN}
+
+
+def test_the_overlay_reaches_the_worker_and_only_its_socket_gets_the_options(
+    user: object, other_user: object
+) -> None:
+    run = services.run_create(owner=user, name="inspected", visibility="public")
+    group = run_group(run.pk)
+    options = [{"rotation": 0, "column": 4, "value": 1.25, "chosen": True}]
+
+    async def scenario() -> tuple[list[dict], dict, dict, bool]:
+        looking, _ = await connect(other_user, f"/ws/runs/{run.pk}/")  # any viewer may look
+        plain, _ = await connect(user, f"/ws/runs/{run.pk}/")
+        try:
+            replies = []
+            for text in ['{"command": "overlay"}', '{"command": "overlay", "on": "yes"}']:
+                await looking.send_to(text_data=text)
+                replies.append(await looking.receive_json_from(timeout=10))
+            await looking.send_to(text_data='{"command": "overlay", "on": true}')
+            deadline = time.monotonic() + 10
+            while not await asyncio.to_thread(bridge.options_wanted, group):
+                assert time.monotonic() < deadline, "the worker never heard of the overlay"
+                await asyncio.sleep(0.05)
+            frame = Frame(1, time.time(), 1, "." * 200, "O", 0, 0, 0, piece="T", options=options)
+            await asyncio.wrap_future(bridge.publish(group, frame))
+            seen, unseen = await asyncio.gather(
+                looking.receive_json_from(timeout=10), plain.receive_json_from(timeout=10)
+            )
+            await looking.send_to(text_data='{"command": "overlay", "on": false}')
+            await looking.send_to(text_data='{"command": "overlay", "on": false}')
+            await asyncio.sleep(0.1)
+            return replies, seen, unseen, bool(hub.options)
+        finally:
+            await looking.disconnect()
+            await plain.disconnect()
+
+    replies, seen, unseen, still_wanted = run_scenario(scenario())
+    assert [reply["type"] for reply in replies] == ["error", "error"]
+    assert 'overlay needs "on": true or false' in replies[0]["error"]
+    assert seen["options"] == options and seen["piece"] == "T"
+    assert "options" not in unseen and unseen["piece"] == "T" and unseen["seq"] == seen["seq"]
+    assert not still_wanted
+
+
+def test_the_overlay_key_lives_while_a_viewer_keeps_it_on_and_ends_after(
+    user: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from visualizer import hub as hub_module
+
+    monkeypatch.setattr(hub_module, "OPTIONS_REFRESH_SECONDS", 0.2)
+    monkeypatch.setattr(hub_module, "OPTIONS_TTL_SECONDS", 1)
+    run = services.run_create(owner=user, name="kept on")
+    key = overlay_key(run_group(run.pk))
+    client = redis.Redis.from_url(settings.REDIS_URL)
+
+    async def scenario() -> tuple[bool, bool]:
+        socket, _ = await connect(user, f"/ws/runs/{run.pk}/")
+        await socket.send_to(text_data='{"command": "overlay", "on": true}')
+        await asyncio.sleep(2.5)  # longer than the key's life: refreshed meanwhile
+        kept = bool(client.exists(key))
+        await socket.disconnect()
+        await asyncio.sleep(1.5)
+        return kept, bool(client.exists(key))
+
+    kept, after_leaving = run_scenario(scenario())
+    assert kept and not after_leaving

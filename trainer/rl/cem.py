@@ -19,6 +19,7 @@ import torch
 
 from trainer.rl.config import TrainConfig
 from trainer.rl.events import MAX_REPLAY_PIECES
+from trainer.rl.options import linear_options
 from trainer.rl.policies import LinearPolicy, play_linear_in_threads
 from trainer.rl.run import RunContext, numpy_rng_state, restore_numpy_rng
 from trainer.tetris import FEATURE_SETS, TetrisGame
@@ -66,7 +67,7 @@ def train_cem(config: TrainConfig, run: RunContext, resumed: dict[str, Any] | No
             showcase.play_linear(mean, FEATURE_SET, 1)
             if showcase.game_over or (config.piece_cap and showcase.pieces >= config.piece_cap):
                 showcase.reset()
-            run.send_frame(showcase)
+            run.send_frame(showcase, lambda: linear_options(showcase, mean, FEATURE_SET))
         return not run.finished()
 
     while not run.finished():
@@ -110,6 +111,10 @@ def train_cem(config: TrainConfig, run: RunContext, resumed: dict[str, Any] | No
             "cem/train_height": train_height,
             "cem/generation_seconds": seconds,
         }
+        # The search distribution itself, feature by feature: the viewer's weight chart.
+        for name, weight, spread in zip(FEATURE_SETS[FEATURE_SET], mean, std, strict=True):
+            extra[f"cem/weight/{name}"] = float(weight)
+            extra[f"cem/weight_std/{name}"] = float(spread)
         # The next cap leaves room for the elite to do much better than it just did.
         piece_cap = max(INITIAL_PIECE_CAP, int(config.cem_cap_growth * np.median(pieces[elite])))
         if config.piece_cap:

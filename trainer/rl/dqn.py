@@ -14,6 +14,7 @@ thread or two.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -27,7 +28,8 @@ import torch.nn.functional as F
 from trainer.rl.config import TrainConfig
 from trainer.rl.features import afterstate_features, feature_names
 from trainer.rl.network import ValueNetwork
-from trainer.rl.policies import ValueNetPolicy, greedy_actions
+from trainer.rl.options import value_options
+from trainer.rl.policies import ValueNetPolicy, greedy_choices
 from trainer.rl.replay import ReplayBuffer
 from trainer.rl.run import RunContext, TrainingDiverged, numpy_rng_state, restore_numpy_rng
 
@@ -66,8 +68,10 @@ class Learner:
         self.optimizer = torch.optim.Adam(self.value.parameters(), lr=config.lr)
         self.updates = 0
         self._thread = ThreadPoolExecutor(1) if config.threads > 1 else None
-        self._in_flight: Future[list[tuple[Update, float]]] | None = None
-        self._done: list[tuple[Update, float]] = []
+        self._in_flight: Future[list[tuple[Update, float, float]]] | None = None
+        self._done: list[tuple[Update, float, float]] = []
+        # Mean |TD error| of each update finished since the caller last took them.
+        self.td_errors: list[float] = []
 
     @property
     def lr(self) -> float:
@@ -85,7 +89,7 @@ class Learner:
         """Wait for the updates begun last, sync the acting network and return the losses."""
         done = self._in_flight.result() if self._in_flight else self._done
         self._in_flight, self._done = None, []
-        for update, loss in done:
+        for update, loss, _ in done:
             if not math.isfinite(loss):
                 raise TrainingDiverged(
                     f"the TD loss became {loss} at gradient update {update.number} "
@@ -93,20 +97,21 @@ class Learner:
                     "intact. Lower lr or max_grad_norm and start again."
                 )
         self.acting.load_state_dict(self.value.state_dict())
-        return [loss for _, loss in done]
+        self.td_errors.extend(td_error for _, _, td_error in done)
+        return [loss for _, loss, _ in done]
 
     def close(self) -> None:
         """Stop the learner thread."""
         if self._thread:
             self._thread.shutdown()
 
-    def _run(self, updates: list[Update]) -> list[tuple[Update, float]]:
+    def _run(self, updates: list[Update]) -> list[tuple[Update, float, float]]:
         done = []
         for update in updates:
             for group in self.optimizer.param_groups:
                 group["lr"] = update.lr
-            loss = td_update(self, update)
-            done.append((update, loss))
+            loss, td_error = td_update(self, update)
+            done.append((update, loss, td_error))
             if not math.isfinite(loss):
                 break
         return done
@@ -171,6 +176,7 @@ def train_dqn(config: TrainConfig, run: RunContext, resumed: dict[str, Any] | No
     last_rows: list[deque[int]] = [deque(maxlen=ENDING_PLACEMENTS) for _ in games]
     pieces_since_update = 0
     losses: list[float] = []
+    faced: list[float] = []  # the greedy value of each board played, until a game ends
     last_loss = None
 
     try:
@@ -182,7 +188,8 @@ def train_dqn(config: TrainConfig, run: RunContext, resumed: dict[str, Any] | No
                 run.total_pieces,
             )
             with torch.no_grad():
-                greedy = greedy_actions(learner.acting, candidates, config.gamma)
+                greedy, best = greedy_choices(learner.acting, candidates, config.gamma)
+            faced.extend(best)
             for i, game in enumerate(games):
                 actions, features, lines = candidates[i]
                 if rng.random() < epsilon:
@@ -205,6 +212,14 @@ def train_dqn(config: TrainConfig, run: RunContext, resumed: dict[str, Any] | No
                         last_loss = sum(losses) / len(losses)
                         losses.clear()
                     extra = {"charts/updates": learner.updates, "charts/lr": learner.lr}
+                    # The learner's view of itself: what it expects of the boards it met,
+                    # and how far its targets are from it, since the last game ended.
+                    if faced:
+                        extra["dqn/value"] = sum(faced) / len(faced)
+                        faced.clear()
+                    if learner.td_errors:
+                        extra["dqn/td_error"] = sum(learner.td_errors) / len(learner.td_errors)
+                        learner.td_errors.clear()
                     run.end_episode(game, returns[i], last_loss, epsilon, extra, histories[i].copy)
                     games[i] = game = run.new_game(rng)
                     returns[i] = 0.0
@@ -213,7 +228,15 @@ def train_dqn(config: TrainConfig, run: RunContext, resumed: dict[str, Any] | No
                     after = afterstate_features(game, config.features)
                 candidates[i] = after
             if run.frame_due():
-                run.send_frame(games[0])
+                options = functools.partial(
+                    value_options,
+                    games[0],
+                    learner.acting,
+                    config.features,
+                    config.gamma,
+                    candidates[0],
+                )
+                run.send_frame(games[0], options)
 
             # learning: a few gradient steps per lockstep round, not one per game
             if run.total_pieces < learning_starts:
@@ -245,8 +268,11 @@ def train_dqn(config: TrainConfig, run: RunContext, resumed: dict[str, Any] | No
         learner.close()
 
 
-def td_update(learner: Learner, update: Update) -> float:
-    """One gradient step towards the target network's best next placement; returns the loss."""
+def td_update(learner: Learner, update: Update) -> tuple[float, float]:
+    """One gradient step towards the target network's best next placement.
+
+    Returns the loss (the mean squared TD error) and the mean absolute TD error.
+    """
     config, value, target = learner.config, learner.value, learner.target
     features, next_features, next_lines, next_valid = update.batch
     with torch.no_grad():
@@ -257,11 +283,14 @@ def td_update(learner: Learner, update: Update) -> float:
         )
         best_next = next_scores.max(dim=1).values
         td_target = torch.where(next_valid.any(dim=1), best_next, 0.0)
-    loss = F.mse_loss(value(features), td_target)
+    predicted = value(features)
+    loss = F.mse_loss(predicted, td_target)
+    with torch.no_grad():
+        td_error = (predicted - td_target).abs().mean().item()
     if update.poison:
         loss = loss * math.nan
     if not torch.isfinite(loss):
-        return loss.item()
+        return loss.item(), td_error
     learner.optimizer.zero_grad()
     loss.backward()
     torch.nn.utils.clip_grad_norm_(value.parameters(), config.max_grad_norm)
@@ -269,4 +298,4 @@ def td_update(learner: Learner, update: Update) -> float:
     with torch.no_grad():
         for moving, learned in zip(target.parameters(), value.parameters(), strict=True):
             moving.lerp_(learned, config.target_tau)
-    return loss.item()
+    return loss.item(), td_error

@@ -44,6 +44,11 @@ class Frame:
     lines: int
     score: int
     pieces: int
+    piece: str = ""
+    """the piece to place now, whose options these are"""
+    options: list[dict[str, Any]] | None = None
+    """what the policy weighed for `piece` (trainer/rl/options.py), sent only while a
+    callback wants them"""
 
 
 # A replay longer than this keeps only its first placements (a byte each).
@@ -149,6 +154,13 @@ class Callback:
 
     def on_frame(self, f: Frame) -> None:
         """Called with a board frame, at most `frames_per_second` times a second."""
+
+    def wants_options(self) -> bool:
+        """Whether the next frames are to carry the policy's options (someone looks at them).
+
+        Asked once per frame; it must answer at once, never wait on I/O.
+        """
+        return False
 
     def on_checkpoint(self, c: CheckpointInfo) -> None:
         """Called after a checkpoint is safely on disk."""

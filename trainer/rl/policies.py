@@ -15,7 +15,7 @@ import torch
 from trainer.rl.checkpoint import load_checkpoint, policy_checkpoint_path
 from trainer.rl.features import afterstate_features, feature_names
 from trainer.rl.network import ValueNetwork
-from trainer.tetris import BCTS_WEIGHTS, DELLACHERIE_WEIGHTS, FEATURE_SETS, TetrisGame
+from trainer.tetris import BCTS_WEIGHTS, DELLACHERIE_WEIGHTS, FEATURE_SETS, Afterstates, TetrisGame
 
 # Long games are played in chunks of this many pieces so that a stop or a deadline is seen
 # within a few hundredths of a second.
@@ -36,8 +36,18 @@ class LinearPolicy:
         actions = []
         for game in games:
             after = game.afterstates(self.feature_set)
-            actions.append(int(after.actions[np.argmax(after.features @ self.weights)]))
+            actions.append(int(after.actions[np.argmax(linear_values(after, self.weights))]))
         return actions
+
+
+def linear_values(after: Afterstates, weights: np.ndarray) -> np.ndarray:
+    """Each afterstate's `features . weights`, summed feature by feature as the engine's
+    greedy play does (and the browser's port): a BLAS product may round two equal values
+    apart, and pick another of the tied placements than the engine would."""
+    values = np.zeros(len(after.actions))
+    for column, weight in enumerate(np.asarray(weights, np.float64)):
+        values += weight * after.features[:, column].astype(np.float64)
+    return values
 
 
 @dataclass
@@ -70,15 +80,26 @@ def greedy_actions(
     gamma: float,
 ) -> list[int]:
     """argmax of lines + gamma * value over each game's (actions, features, lines)."""
+    return greedy_choices(network, candidates, gamma)[0]
+
+
+def greedy_choices(
+    network: ValueNetwork,
+    candidates: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    gamma: float,
+) -> tuple[list[int], list[float]]:
+    """greedy_actions, and each game's best score: the value of the board it faces."""
     features = torch.from_numpy(np.concatenate([c[1] for c in candidates]))
     lines = np.concatenate([c[2] for c in candidates])
     scores = lines + gamma * network(features).numpy()
-    actions, start = [], 0
+    actions, best, start = [], [], 0
     for game_actions, _, _ in candidates:
         end = start + len(game_actions)
-        actions.append(int(game_actions[np.argmax(scores[start:end])]))
+        choice = int(np.argmax(scores[start:end]))
+        actions.append(int(game_actions[choice]))
+        best.append(float(scores[start + choice]))
         start = end
-    return actions
+    return actions, best
 
 
 @contextlib.contextmanager

@@ -123,9 +123,16 @@ class RunContext:
         """Whether a board frame is due now (a clock read; never true with frames off)."""
         return bool(self.config.frames_per_second) and time.monotonic() >= self._next_frame
 
-    def send_frame(self, game: TetrisGame) -> None:
-        """Send the game's board to the callbacks and start the wait for the next frame."""
+    def send_frame(
+        self, game: TetrisGame, options: Callable[[], list[dict[str, Any]]] | None = None
+    ) -> None:
+        """Send the game's board to the callbacks and start the wait for the next frame.
+
+        `options()` gives what the policy weighs for the current piece; it is called only
+        while a callback wants them, so a run nobody inspects pays nothing for them.
+        """
         self._next_frame = time.monotonic() + 1.0 / self.config.frames_per_second
+        wanted = options is not None and any(c.wants_options() for c in self.callbacks)
         frame = Frame(
             episode=self.episodes + 1,
             board=game.board_string(),
@@ -133,6 +140,8 @@ class RunContext:
             lines=game.lines,
             score=game.score,
             pieces=game.pieces,
+            piece="" if game.game_over else PIECE_NAMES[game.current_piece],
+            options=options() if wanted else None,
         )
         for callback in self.callbacks:
             callback.on_frame(frame)
