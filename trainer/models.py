@@ -298,6 +298,12 @@ class BestGame(models.Model):
     episode = models.BigIntegerField(
         help_text="the training game's episode, or the evaluation game's number"
     )
+    policy = models.JSONField(
+        null=True,
+        blank=True,
+        help_text='the linear policy that played it, {"kind": "linear", "feature_set", '
+        '"weights"}, for a replay to show its options; empty for a value network',
+    )
     recorded_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

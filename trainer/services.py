@@ -235,6 +235,7 @@ def run_record_best_game(*, run_id: int, game: events.BestGame) -> bool:
         "score": game.score,
         "pieces": game.pieces,
         "episode": game.episode,
+        "policy": game.policy,
         "recorded_at": timezone.now(),
     }
     with transaction.atomic():

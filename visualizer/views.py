@@ -196,6 +196,7 @@ def run_replay(request: HttpRequest, run_id: int, kind: str) -> HttpResponse:
             "score": game.score,
             "pieces": game.pieces,
             "episode": game.episode,
+            "policy": game.policy,
         },
     }
     which = "training game" if kind == "train" else "evaluation game"

@@ -59,11 +59,19 @@ window.TetrisTrainer = window.TetrisTrainer || {};
       this.board = sizeCanvas(boardCanvas, columns * this.cell, rows * this.cell);
       this.nextCell = Math.round(this.cell * 0.8);
       this.next = sizeCanvas(nextCanvas, 4 * this.nextCell + 8, 2 * this.nextCell + 8);
+      this.layer = null;
       this.draw(".".repeat(columns * rows), "");
+    }
+
+    // `layer(context, view)` draws over the cells after each draw (the agent's options);
+    // null removes it. The caller redraws if it should show at once.
+    setLayer(layer) {
+      this.layer = layer;
     }
 
     // `cells` is columns*rows characters, row-major from the top row.
     draw(cells, nextPiece) {
+      this.shown = { cells, nextPiece };
       const { board, cell, columns, rows } = this;
       board.fillStyle = EMPTY;
       board.fillRect(0, 0, columns * cell, rows * cell);
@@ -84,7 +92,17 @@ window.TetrisTrainer = window.TetrisTrainer || {};
         const color = PIECE_COLORS[cells[i]];
         if (color) drawCell(board, (i % columns) * cell, Math.floor(i / columns) * cell, cell, color);
       }
+      if (this.layer) {
+        board.save();
+        this.layer(board, this);
+        board.restore();
+      }
       this.drawNext(nextPiece);
+    }
+
+    // The last board again, with the layer as it is now.
+    redraw() {
+      this.draw(this.shown.cells, this.shown.nextPiece);
     }
 
     drawNext(piece) {

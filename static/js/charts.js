@@ -1,6 +1,7 @@
 // Charts with uPlot: live learning curves, one chart per metric, with a TensorBoard-style
-// smoothing slider (debiased exponential moving average) and a raw toggle; and the
-// evaluations of one or more runs, each a point with its 95% interval.
+// smoothing slider (debiased exponential moving average) and a raw toggle; a cem run's
+// search distribution, its weights in one chart; and the evaluations of one or more runs,
+// each a point with its 95% interval.
 "use strict";
 
 window.TetrisTrainer = window.TetrisTrainer || {};
@@ -11,13 +12,29 @@ window.TetrisTrainer = window.TetrisTrainer || {};
     "episode", "pieces", "reward", "placements_per_second", "total_pieces", "wall_time",
     "lines_min", "lines_max",
   ]);
+  // Charts a run of these algorithms shows from the start.
   const BASE_CHARTS = [
     { key: "lines", title: "Lines per game", color: "#4fc3f7" },
     { key: "score", title: "Score", color: "#ffd54f" },
     { key: "loss", title: "Loss", color: "#ef5350", algorithms: ["dqn"] },
     { key: "epsilon", title: "Epsilon", color: "#ab47bc", algorithms: ["dqn"] },
   ];
+  // Charts made once their metric appears in the data, before other new ones, with a
+  // title in words (older runs do not send these).
+  const TITLED_CHARTS = [
+    { key: "dqn/value", title: "Value of the boards faced", color: "#26c6da" },
+    { key: "dqn/td_error", title: "TD error", color: "#ff9100" },
+  ];
   const EXTRA_COLORS = ["#66bb6a", "#ff9100", "#26c6da", "#ec407a", "#9ccc65", "#7e57c2"];
+  // A cem run's search distribution, feature by feature: the mean and the std of each
+  // weight, drawn together in one chart rather than a chart per key.
+  const WEIGHT_PREFIX = "cem/weight/";
+  const WEIGHT_STD_PREFIX = "cem/weight_std/";
+  const WEIGHTS_KEY = "cem/weight";
+  const WEIGHT_COLORS = [
+    "#4fc3f7", "#ffd54f", "#ef5350", "#66bb6a", "#ba68c8", "#ff9100", "#f06292", "#7986cb",
+  ];
+  const WEIGHT_CHART_HEIGHT = 240;
   // The browser keeps at most this many points; beyond it, neighbours are averaged in pairs.
   const MAX_POINTS = 4000;
   const CHART_HEIGHT = 170;
@@ -82,6 +99,10 @@ window.TetrisTrainer = window.TetrisTrainer || {};
     return key.split("/").pop().replace(/_+/g, " ");
   }
 
+  function isWeightKey(key) {
+    return key.startsWith(WEIGHT_PREFIX) || key.startsWith(WEIGHT_STD_PREFIX);
+  }
+
   class Chart {
     constructor(container, { key, title, color }) {
       this.key = key;
@@ -120,14 +141,114 @@ window.TetrisTrainer = window.TetrisTrainer || {};
       this.plot.setSize({ width: this.width(), height: CHART_HEIGHT });
     }
 
-    setData(episodes, raw, smoothing, showRawOnly) {
-      const values = raw.map(numberOrNull);
+    update(episodes, points, smoothing, showRawOnly) {
+      const values = points.map((point) => numberOrNull(point[this.key]));
       const smooth = showRawOnly || smoothing === 0 ? values : debiasedEma(values, smoothing);
       // The faint raw line sits behind the smoothed one; with no smoothing they coincide.
       const showFaintRaw = !showRawOnly && smoothing > 0;
       if (this.plot.series[1].show !== showFaintRaw) this.plot.setSeries(1, { show: showFaintRaw });
       this.plot.setData([episodes, values, smooth]);
     }
+
+    // What it draws: [episodes, raw values, smoothed values].
+    series() {
+      return this.plot.data.map((column) => Array.from(column));
+    }
+  }
+
+  // The mean weight of each feature over episodes, a faint band of mean ± std around it,
+  // and a legend that names the features with their latest mean and std. Not smoothed:
+  // each generation's distribution is drawn as it was.
+  class WeightChart {
+    constructor(container, features) {
+      this.features = features;
+      this.element = document.createElement("figure");
+      this.element.className = "chart wide";
+      this.element.dataset.metric = WEIGHTS_KEY;
+      const caption = document.createElement("figcaption");
+      caption.textContent = "Weights of the search distribution: mean ± std per feature";
+      caption.title = `${WEIGHT_PREFIX}<feature> ± ${WEIGHT_STD_PREFIX}<feature>`;
+      this.element.append(caption);
+      container.append(this.element);
+      // Per feature three series: the mean, then the band's top and bottom (unstroked).
+      const series = [{ label: "episode" }];
+      const bands = [];
+      features.forEach((feature, i) => {
+        const color = WEIGHT_COLORS[i % WEIGHT_COLORS.length];
+        const edge = { stroke: "transparent", width: 0, points: { show: false } };
+        series.push(
+          { label: titleOf(feature), stroke: color, width: 2, points: { show: false } },
+          { ...edge, label: `${titleOf(feature)} + std` },
+          { ...edge, label: `${titleOf(feature)} − std` },
+        );
+        bands.push({ series: [3 * i + 2, 3 * i + 3], fill: `${color}1f` });
+      });
+      this.plot = new uPlot(
+        {
+          width: this.width(),
+          height: WEIGHT_CHART_HEIGHT,
+          legend: { show: false },
+          cursor: { sync: { key: "episodes" }, drag: { x: true, y: false } },
+          scales: { x: { time: false } },
+          axes: [{ ...AXIS, size: 32 }, { ...AXIS, size: axisWidth, values: tickLabels }],
+          series,
+          bands,
+        },
+        [[], ...series.slice(1).map(() => [])],
+        this.element,
+      );
+      this.legend = document.createElement("ul");
+      this.legend.className = "legend weight-legend";
+      this.values = features.map((feature, i) => {
+        const item = document.createElement("li");
+        item.dataset.feature = feature;
+        const swatch = document.createElement("span");
+        swatch.className = "swatch";
+        swatch.style.setProperty("--run-color", WEIGHT_COLORS[i % WEIGHT_COLORS.length]);
+        const value = document.createElement("span");
+        value.className = "weight-value";
+        item.append(swatch, titleOf(feature), value);
+        this.legend.append(item);
+        return value;
+      });
+      this.element.append(this.legend);
+    }
+
+    width() {
+      return Math.max(200, this.element.clientWidth || 400);
+    }
+
+    resize() {
+      this.plot.setSize({ width: this.width(), height: WEIGHT_CHART_HEIGHT });
+    }
+
+    update(episodes, points) {
+      const columns = [episodes];
+      this.features.forEach((feature, i) => {
+        const means = points.map((point) => numberOrNull(point[WEIGHT_PREFIX + feature]));
+        const stds = points.map((point) => numberOrNull(point[WEIGHT_STD_PREFIX + feature]));
+        const edge = (sign) =>
+          means.map((mean, j) => (mean === null || stds[j] === null ? null : mean + sign * stds[j]));
+        columns.push(means, edge(1), edge(-1));
+        const last = means.findLastIndex((mean) => mean !== null);
+        this.values[i].textContent = last < 0 ? "" : weightText(means[last], stds[last]);
+      });
+      this.plot.setData(columns);
+    }
+
+    // One feature's [episodes, means, means + std, means − std].
+    series(feature) {
+      const i = this.features.indexOf(feature);
+      if (i < 0) return null;
+      const columns = [0, 3 * i + 1, 3 * i + 2, 3 * i + 3].map((index) => this.plot.data[index]);
+      return columns.map((column) => Array.from(column));
+    }
+  }
+
+  function weightText(mean, std) {
+    const digits = Math.abs(mean) >= 100 ? 1 : 2;
+    const spread = std === null ? "" : ` ± ${std.toFixed(digits)}`;
+    return `${mean.toFixed(digits)}${spread}`;
   }
 
   class ChartBoard {
@@ -150,16 +271,29 @@ window.TetrisTrainer = window.TetrisTrainer || {};
       this.charts.set(spec.key, new Chart(this.container, spec));
     }
 
-    // Charts for keys first seen in the data: loss on a cem run that reports one, and
-    // whatever extra figures the learner sends (the cross-entropy population stats).
+    // Charts for keys first seen in the data: loss on a cem run that reports one, the
+    // titled ones, whatever extra figures the learner sends (the cross-entropy population
+    // stats), and the weights of a cem run's search distribution, all in one chart.
     addChartsFor(points) {
+      const fresh = new Set();
+      const features = [];
       for (const point of points.slice(-5)) {
         for (const [key, value] of Object.entries(point)) {
           if (this.charts.has(key) || NOT_CHARTED.has(key) || numberOrNull(value) === null) continue;
-          const base = BASE_CHARTS.find((spec) => spec.key === key);
-          const color = EXTRA_COLORS[this.charts.size % EXTRA_COLORS.length];
-          this.addChart(base || { key, title: titleOf(key), color });
+          if (!isWeightKey(key)) fresh.add(key);
+          else if (key.startsWith(WEIGHT_PREFIX)) features.push(key.slice(WEIGHT_PREFIX.length));
         }
+      }
+      for (const spec of [...BASE_CHARTS, ...TITLED_CHARTS]) {
+        if (fresh.delete(spec.key)) this.addChart(spec);
+      }
+      for (const key of fresh) {
+        const color = EXTRA_COLORS[this.charts.size % EXTRA_COLORS.length];
+        this.addChart({ key, title: titleOf(key), color });
+      }
+      // A run's feature set never changes: the chart is made once, with the first ones seen.
+      if (features.length && !this.charts.has(WEIGHTS_KEY)) {
+        this.charts.set(WEIGHTS_KEY, new WeightChart(this.container, [...new Set(features)]));
       }
     }
 
@@ -218,8 +352,7 @@ window.TetrisTrainer = window.TetrisTrainer || {};
     draw() {
       const episodes = this.points.map((point) => point.episode);
       for (const chart of this.charts.values()) {
-        const raw = this.points.map((point) => point[chart.key]);
-        chart.setData(episodes, raw, this.smoothing, this.rawOnly);
+        chart.update(episodes, this.points, this.smoothing, this.rawOnly);
       }
     }
 
@@ -227,10 +360,15 @@ window.TetrisTrainer = window.TetrisTrainer || {};
       return this.points.length;
     }
 
-    // What a chart draws: [episodes, raw values, smoothed values].
+    // What a chart draws: [episodes, raw values, smoothed values]; for a feature's weight
+    // ("cem/weight/holes"), [episodes, means, means + std, means − std].
     seriesOf(key) {
+      if (key.startsWith(WEIGHT_PREFIX)) {
+        const weights = this.charts.get(WEIGHTS_KEY);
+        return weights ? weights.series(key.slice(WEIGHT_PREFIX.length)) : null;
+      }
       const chart = this.charts.get(key);
-      return chart ? chart.plot.data.map((column) => Array.from(column)) : null;
+      return chart ? chart.series() : null;
     }
   }
 

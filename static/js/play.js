@@ -11,10 +11,14 @@
   const board = new ns.BoardView($("board"), $("next-piece"), page.width, page.height);
   const speed = $("speed");
   const ENDED = ["ended", "failed", "finished"];
+  const NO_POLICY =
+    "this game's policy is not kept (a dqn network changes while it trains): " +
+    "play a checkpoint to see its options";
 
   const view = { state: "", paused: false, pps: page.pps, frame: null, frames: 0 };
   let framePending = null;
   let source = null; // set once the live or replay source is made, below
+  const overlay = ns.OptionsOverlay.onPage(board, (on) => source.overlay(on));
 
   function formatNumber(value) {
     if (value === null || value === undefined || !Number.isFinite(Number(value))) return "–";
@@ -38,6 +42,7 @@
   function drawFrame() {
     const frame = framePending;
     framePending = null;
+    overlay.show(frame, frame.recorded || null);
     board.draw(frame.board, frame.next);
     $("board-wrap").classList.add("has-frame");
     $("stat-episode").textContent = formatNumber(frame.episode);
@@ -87,6 +92,7 @@
         const status = message.status || { state: "queued", detail: "waiting for a worker" };
         setState(status.state, status.detail, status.pps, status.paused);
         if (message.frame) showFrame(message.frame);
+        overlay.announce(); // a new socket: it sends options only once asked
       },
       frame(message) {
         showFrame(message);
@@ -127,27 +133,44 @@
       resume: () => send("resume"),
       step: () => send("step"),
       restart: () => send("restart"),
+      overlay: (on) => send("overlay", { on }),
     };
   }
 
   // --- replay: a recorded game, replayed in this page from its seed and placements ---
 
+  // The options of a replayed game are weighed here, when its policy is a linear one kept
+  // with the record ({kind: "linear", feature_set, weights}).
   function replaySource() {
     const record = page.replay;
     const actions = Uint8Array.from(window.atob(record.actions), (ch) => ch.charCodeAt(0));
+    const policy = record.policy && record.policy.kind === "linear" ? record.policy : null;
+    const { PIECE_NAMES, placementOptions } = ns.TetrisRules;
     let game = null;
     let timer = null;
 
+    // A replay's frame, like a live one; with the overlay on, also the options of the
+    // piece to place now and `recorded`, the placement the record makes with it.
     function frame() {
-      return {
+      const shown = {
         episode: record.episode,
         seed: record.seed,
         board: game.boardString(),
-        next: ns.TetrisRules.PIECE_NAMES[game.next],
+        next: PIECE_NAMES[game.next],
+        piece: game.gameOver ? null : PIECE_NAMES[game.current],
         lines: game.lines,
         score: game.score,
         pieces: game.pieces,
       };
+      if (policy !== null && overlay.isOn()) {
+        shown.options = placementOptions(game, policy.weights, policy.feature_set);
+        if (!finished()) shown.recorded = placementOf(actions[game.pieces]);
+      }
+      return shown;
+    }
+
+    function placementOf(action) {
+      return { rotation: Math.floor(action / record.width), column: action % record.width };
     }
 
     function start() {
@@ -195,6 +218,7 @@
     }
 
     view.paused = true;
+    if (policy === null) overlay.disable(NO_POLICY);
     start();
     return {
       ready: () => true,
@@ -223,6 +247,7 @@
         start();
         if (!view.paused) schedule();
       },
+      overlay: () => showFrame(frame()), // the options of the board shown, or none
     };
   }
 
@@ -252,5 +277,10 @@
     pieces: () => (view.frame ? view.frame.pieces : null),
     pps: () => view.pps,
     state: () => view.state,
+    // The agent's options drawn over the board, as received (live) or weighed here
+    // (replay): {on, piece, options, pieces}.
+    overlay: () => overlay.state(),
+    // The table of the top five beside the board: [{rotation, column, value}].
+    overlayRows: () => overlay.rows(),
   };
 })(window.TetrisTrainer);

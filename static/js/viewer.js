@@ -8,6 +8,7 @@
   const $ = (id) => document.getElementById(id);
 
   const board = new ns.BoardView($("board"), $("next-piece"), page.width, page.height);
+  const overlay = ns.OptionsOverlay.onPage(board, (on) => live.send({ command: "overlay", on }));
   const charts = new ns.ChartBoard($("charts"), $("charts-empty"), page.algorithm);
   const evaluationChart = new ns.EvaluationChart(
     $("evaluations-chart"),
@@ -96,6 +97,9 @@
     }
     $("board-waiting").textContent =
       ACTIVE.includes(status) ? "waiting for the agent…" : `no live board: the run is ${status}`;
+    overlay.setWaiting(
+      ACTIVE.includes(status) ? null : `the options come with the live board: the run is ${status}`,
+    );
     const errorBox = $("run-error");
     errorBox.hidden = !run.error;
     errorBox.querySelector(".message").textContent = run.error;
@@ -376,6 +380,7 @@
   function drawFrame() {
     const frame = framePending;
     framePending = null;
+    overlay.show(frame);
     board.draw(frame.board, frame.next);
     $("board-wrap").classList.add("has-frame");
     setText("stat-episode", formatNumber(frame.episode));
@@ -407,6 +412,7 @@
       renderBestGames(message.best_games);
       lastFrame = null;
       if (message.frame) showFrame(message.frame);
+      overlay.announce(); // a new socket: it sends options only once asked
     },
     frame(message) {
       showFrame(message);
@@ -493,6 +499,10 @@
     connected: isConnected,
     // The evaluation chart's points and bars as last drawn (canvas pixels).
     evaluationMarks: () => evaluationChart.marks(),
+    // The agent's options drawn over the board, as received: {on, piece, options, pieces}.
+    overlay: () => overlay.state(),
+    // The table of the top five beside the board: [{rotation, column, value}].
+    overlayRows: () => overlay.rows(),
     status: () => (run ? run.status : null),
   };
 

@@ -58,6 +58,20 @@ def test_quick_run_is_watched_live_stopped_reloaded_and_started_again(
     seen = chart_points(page)
     page.wait_for_function("n => TetrisTrainer.viewer.chartPoints() > n", arg=seen)
     expect(page.locator('.chart[data-metric="lines"] canvas')).to_be_visible()
+    expect(page.locator('.chart[data-metric="dqn/value"] canvas')).to_be_visible()
+
+    # The agent's options: the toggle reaches the training worker, which adds them.
+    page.check("#overlay-toggle")
+    page.wait_for_function(
+        "(TetrisTrainer.viewer.overlay().options || []).length > 0", timeout=WAIT_MS
+    )
+    options = page.evaluate("TetrisTrainer.viewer.overlay().options")
+    assert options[0]["chosen"] and sum(option["chosen"] for option in options) == 1
+    assert all("terms" not in option for option in options)  # a value network's
+    values = [option["value"] for option in options]
+    assert values == sorted(values, reverse=True)
+    save_screenshot(page, "overlay-run.png", tmp_path)
+    page.uncheck("#overlay-toggle")
     if updating_screenshots():
         page.wait_for_timeout(30_000)  # let the curves grow for the README's picture
     save_screenshot(page, "viewer-live.png", tmp_path)

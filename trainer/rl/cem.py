@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from trainer.rl.config import TrainConfig
-from trainer.rl.events import MAX_REPLAY_PIECES
+from trainer.rl.events import MAX_REPLAY_PIECES, linear_policy_record
 from trainer.rl.options import linear_options
 from trainer.rl.policies import LinearPolicy, play_linear_in_threads
 from trainer.rl.run import RunContext, numpy_rng_state, restore_numpy_rng
@@ -122,7 +122,8 @@ def train_cem(config: TrainConfig, run: RunContext, resumed: dict[str, Any] | No
         for game, weights in zip(games, game_weights, strict=True):
             run.total_pieces += game.pieces
             replay = functools.partial(replay_linear_game, game, weights)
-            run.end_episode(game, game.lines, None, None, extra, replay)
+            played_by = linear_policy_record(weights, FEATURE_SET)
+            run.end_episode(game, game.lines, None, None, extra, replay, played_by)
         if run.evaluation_due():
             run.evaluate(LinearPolicy(f"generation {generation}", mean, FEATURE_SET), policy())
         if run.checkpoint_due():

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer.rl.confidence import MeanInterval, score_interval
-from trainer.rl.events import MAX_REPLAY_PIECES, BestGame, Callback
+from trainer.rl.events import MAX_REPLAY_PIECES, BestGame, Callback, linear_policy_record
 from trainer.rl.policies import (
     LinearPolicy,
     Policy,
@@ -139,7 +139,10 @@ def evaluate(
             again = TetrisGame(width, height, randomizer, board.seed)
             cap = min(board.pieces, MAX_REPLAY_PIECES)
             histories[best] = again.play_linear_recorded(policy.weights, policy.feature_set, cap)
-        game = BestGame.of("eval", board, histories[best], best + 1)
+        record = None
+        if isinstance(policy, LinearPolicy):
+            record = linear_policy_record(policy.weights, policy.feature_set)
+        game = BestGame.of("eval", board, histories[best], best + 1, record)
         for callback in callbacks:
             callback.on_best_game(game)
     interval: MeanInterval = score_interval(lines, [board.game_over for board in boards])

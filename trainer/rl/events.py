@@ -76,9 +76,20 @@ class BestGame:
     pieces: int
     episode: int
     """the training game's episode, or the evaluation game's number (from 1)"""
+    policy: dict[str, Any] | None = None
+    """a linear policy that played it, `{"kind": "linear", "feature_set", "weights"}`, so a
+    replay can show what it weighed at each placement; None for a value network, which
+    changes while it trains"""
 
     @classmethod
-    def of(cls, kind: str, game: TetrisGame, actions: Sequence[int], episode: int) -> BestGame:
+    def of(
+        cls,
+        kind: str,
+        game: TetrisGame,
+        actions: Sequence[int],
+        episode: int,
+        policy: dict[str, Any] | None = None,
+    ) -> BestGame:
         """The record of a finished game whose placements were `actions`."""
         return cls(
             kind=kind,
@@ -91,7 +102,13 @@ class BestGame:
             score=game.score,
             pieces=game.pieces,
             episode=episode,
+            policy=policy,
         )
+
+
+def linear_policy_record(weights: Sequence[float], feature_set: str) -> dict[str, Any]:
+    """A linear policy as a best game keeps it (JSON-safe)."""
+    return {"kind": "linear", "feature_set": feature_set, "weights": [float(w) for w in weights]}
 
 
 @dataclass

@@ -154,11 +154,13 @@ class RunContext:
         epsilon: float | None,
         extra: dict[str, float] | None = None,
         replay: Callable[[], Sequence[int]] | None = None,
+        policy: dict[str, Any] | None = None,
     ) -> None:
         """Count a finished training game and report it.
 
         `replay()` gives the game's placements; it is called only for a game that beats the
-        run's best so far, which is then reported as a BestGame.
+        run's best so far, which is then reported as a BestGame (with `policy`, the linear
+        policy that played it, if one did).
         """
         is_best = self.episodes == 0 or game.lines > self.best_lines
         self.episodes += 1
@@ -180,7 +182,7 @@ class RunContext:
         for callback in self.callbacks:
             callback.on_episode(metrics)
         if is_best and replay is not None:
-            best = BestGame.of("train", game, replay(), self.episodes)
+            best = BestGame.of("train", game, replay(), self.episodes, policy)
             for callback in self.callbacks:
                 callback.on_best_game(best)
 

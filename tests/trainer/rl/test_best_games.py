@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from trainer.rl import BestGame, TrainConfig, TrainResult, evaluate, train
+from trainer.rl.options import linear_options
 from trainer.tetris import TetrisGame
 
 from .conftest import Recorder
@@ -35,6 +36,19 @@ def assert_replays_exactly(best: BestGame) -> None:
     assert len(best.actions) == best.pieces
 
 
+def assert_its_policy_plays_it(best: BestGame) -> None:
+    """The kept linear policy, asked at each placement, chooses what the record says."""
+    policy = best.policy
+    assert policy["kind"] == "linear"
+    game = TetrisGame(best.width, best.height, best.randomizer, best.seed)
+    for action in best.actions:
+        (chosen,) = [
+            o for o in linear_options(game, policy["weights"], policy["feature_set"]) if o["chosen"]
+        ]
+        assert chosen["rotation"] * best.width + chosen["column"] == action
+        game.step(action)
+
+
 def assert_each_beats_the_last(games: list[BestGame], recorder: Recorder) -> None:
     assert games and games[0].episode == 1
     assert [g.lines for g in games] == sorted({g.lines for g in games})
@@ -54,6 +68,7 @@ def test_dqn_reports_each_new_best_training_game_replayable_from_its_seed() -> N
     assert_each_beats_the_last(recorder.best, recorder)
     for best in recorder.best:
         assert best.kind == "train" and (best.width, best.height) == (10, 20)
+        assert best.policy is None  # a value network changes as it trains: not kept
         assert_replays_exactly(best)
 
 
@@ -75,6 +90,7 @@ def test_cem_reports_each_new_best_training_game_on_its_training_board() -> None
     for best in recorder.best:
         assert (best.height, best.randomizer) == (10, "bag7")
         assert_replays_exactly(best)
+        assert_its_policy_plays_it(best)
 
 
 @pytest.mark.parametrize("policy", ["dellacherie", "checkpoint"])
@@ -87,3 +103,7 @@ def test_evaluation_reports_its_best_game(policy: str, trained_dqn: TrainResult)
     assert best.seed == result.seeds[best.episode - 1]
     assert result.lines[best.episode - 1] == best.lines
     assert_replays_exactly(best)
+    if policy == "dellacherie":
+        assert best.policy["weights"] == [-1.0, 1.0, -1.0, -1.0, -4.0, -1.0]
+    else:
+        assert best.policy is None
