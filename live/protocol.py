@@ -60,6 +60,11 @@ class Frame(Message):
     # and `terms` for a linear policy. Present only while someone has the overlay on, and
     # sent only to the sockets that turned it on (`without_options`).
     options: list[dict[str, Any]] | None = None
+    # Side by side: the second policy's board on the same pieces ({label, board, next,
+    # lines, score, pieces, piece, options}), and where the two first disagreed
+    # ({placement, piece, choices: [{rotation, column}, {rotation, column}]}), once they did.
+    rival: dict[str, Any] | None = None
+    disagreement: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -174,6 +179,8 @@ class Envelope:
             return self
         fields = json.loads(self.text)
         fields.pop("options", None)
+        if fields.get("rival"):
+            fields["rival"].pop("options", None)
         return Envelope(self.kind, self.published, json.dumps(fields, separators=(",", ":")))
 
     def to_bytes(self) -> bytes:

@@ -43,14 +43,32 @@ class GamePlayer:
         self.episode = 1
         self.game = TetrisGame(width, height, randomizer, seed)
 
-    def step(self) -> None:
-        """Place the current piece where the policy wants it."""
-        self.game.step(self.policy.choose([self.game])[0])
+    def choice(self) -> int:
+        """The action the policy takes for the current piece."""
+        return self.policy.choose([self.game])[0]
+
+    def step(self, action: int | None = None) -> None:
+        """Place the current piece where the policy wants it (or at `action`, its choice)."""
+        self.game.step(self.choice() if action is None else action)
 
     def new_game(self) -> None:
         """Start the next game, on the next seed."""
         self.episode += 1
         self.game = TetrisGame(*self.board, self.first_seed + self.episode - 1)
+
+    @property
+    def over(self) -> bool:
+        """Whether the game is over."""
+        return self.game.game_over
+
+    def summary(self) -> str:
+        """How the game went, for the status line."""
+        return f"{self.game.lines:,} lines in {self.game.pieces:,} pieces"
+
+    def advance(self) -> bool:
+        """Place the next piece; True (a single policy never holds one back)."""
+        self.step()
+        return True
 
     def frame(self, *, options: bool = False) -> dict:
         """The board and figures, as a frame message's payload; with `options`, what the
@@ -73,11 +91,71 @@ class GamePlayer:
         }
 
 
-def load_play_policy(spec: plays.PlaySpec) -> Policy:
-    """The policy a play plays: its reference controller, or its checkpoint's file."""
-    if spec.controller:
-        return load_policy(spec.controller)
-    checkpoint = Checkpoint.objects.filter(pk=spec.checkpoint_id, run_id=spec.run_id).first()
+class SideBySide:
+    """Two policies on the same pieces (the same seeds), placement by placement.
+
+    While they agree their boards are the same; the first piece they would place apart is
+    held back once, so that both boards show it with their options, and kept in every
+    frame as `disagreement`.
+    """
+
+    def __init__(self, first: GamePlayer, second: GamePlayer, second_label: str) -> None:
+        self.first, self.second, self.second_label = first, second, second_label
+        self.disagreement: dict | None = None
+
+    @property
+    def over(self) -> bool:
+        """Whether both games are over."""
+        return self.first.over and self.second.over
+
+    def summary(self) -> str:
+        return f"{self.first.summary()} against {self.second.summary()}"
+
+    def advance(self) -> bool:
+        """Place the next piece on each board still playing; False, placing nothing, at
+        their first disagreement (the next call places it)."""
+        first = None if self.first.over else self.first.choice()
+        second = None if self.second.over else self.second.choice()
+        if self.disagreement is None and None not in (first, second) and first != second:
+            game, width = self.first.game, self.first.game.width
+            self.disagreement = {
+                "placement": game.pieces + 1,
+                "piece": PIECE_NAMES[game.current_piece],
+                "choices": [
+                    {"rotation": action // width, "column": action % width}
+                    for action in (first, second)
+                ],
+            }
+            return False
+        for player, action in ((self.first, first), (self.second, second)):
+            if action is not None:
+                player.step(action)
+        return True
+
+    def new_game(self) -> None:
+        self.first.new_game()
+        self.second.new_game()
+        self.disagreement = None
+
+    def frame(self, *, options: bool = False) -> dict:
+        """The first board's frame, with the second's as `rival`, and the disagreement."""
+        rival = self.second.frame(options=options)
+        for key in ("episode", "seed"):
+            rival.pop(key)
+        return {
+            **self.first.frame(options=options),
+            "rival": {"label": self.second_label, **rival},
+            "disagreement": self.disagreement,
+        }
+
+
+def load_play_policy(spec: plays.PlaySpec | dict) -> Policy:
+    """The policy a play plays: its reference controller, or its checkpoint's file (`spec`
+    may be a play's `rival` dict)."""
+    side = spec if isinstance(spec, dict) else dataclasses.asdict(spec)
+    if side["controller"]:
+        return load_policy(side["controller"])
+    checkpoint = Checkpoint.objects.filter(pk=side["checkpoint_id"], run_id=side["run_id"]).first()
     if checkpoint is None:
         raise FileNotFoundError("the checkpoint was deleted (a run keeps its 10 latest)")
     return load_policy(checkpoint_files.local_path(checkpoint))
@@ -97,7 +175,7 @@ class PlayLoop:
         r: redis.Redis,
         spec: plays.PlaySpec,
         task_id: str,
-        player: GamePlayer,
+        player: GamePlayer | SideBySide,
         *,
         max_seconds: float = plays.PLAY_MAX_SECONDS,
     ) -> None:
@@ -165,13 +243,12 @@ class PlayLoop:
                     self.pace = pace
                     if over_since is None:
                         self.publish_status(self._state())
-            if self.player.game.game_over:
+            if self.player.over:
                 if over_since is None:
                     over_since = now
-                    game = self.player.game
                     self.publish_status(
                         "over",
-                        f"game over: {game.lines:,} lines in {game.pieces:,} pieces; "
+                        f"game over: {self.player.summary()}; "
                         f"the next game starts in {GAME_OVER_PAUSE_SECONDS:g} s",
                     )
                 elif now - over_since >= GAME_OVER_PAUSE_SECONDS:
@@ -180,12 +257,15 @@ class PlayLoop:
                 pending_steps = 0
             elif self.pace.paused:
                 next_piece = now + 1.0 / self.pace.pps
-                while pending_steps and not self.player.game.game_over:
+                while pending_steps and not self.player.over:
                     pending_steps -= 1
-                    self.player.step()
+                    self.player.advance()
                     self.publish_frame()
             elif now >= next_piece:
-                self.player.step()
+                if not self.player.advance():  # two policies just disagreed: look at it
+                    plays.pause(self.r, self.spec.token)
+                    self.pace = _Pace(self.pace.pps, True)
+                    self.publish_status("paused", "paused where the two first disagree")
                 self.publish_frame()
                 # Never catch up in a burst after a slow moment: keep the pace from here.
                 next_piece = max(next_piece + 1.0 / self.pace.pps, now)
@@ -209,13 +289,16 @@ def play_execute(*, token: str, task_id: str) -> str | None:
         return None
     try:
         policy = load_play_policy(spec)
-        player = GamePlayer(
-            policy,
-            width=spec.width,
-            height=spec.height,
-            randomizer=spec.randomizer,
-            seed=spec.seed,
-        )
+        board = {
+            "width": spec.width,
+            "height": spec.height,
+            "randomizer": spec.randomizer,
+            "seed": spec.seed,
+        }
+        player: GamePlayer | SideBySide = GamePlayer(policy, **board)
+        if spec.rival:
+            rival = GamePlayer(load_play_policy(spec.rival), **board)
+            player = SideBySide(player, rival, spec.rival["label"])
         loop = PlayLoop(r, spec, task_id, player)
         with one_torch_thread():
             reason = loop.run()

@@ -59,6 +59,9 @@ class PlaySpec:
     run_id: int | None = None
     checkpoint_id: int | None = None
     controller: str = ""
+    # Side by side: a second policy on the same pieces, as {label, run_id, checkpoint_id,
+    # controller}; its board travels in each frame's `rival`.
+    rival: dict | None = None
 
     def as_dict(self) -> dict:
         """JSON-safe dict."""
@@ -167,6 +170,11 @@ def poll(r: redis.Redis, token: str, task_id: str) -> Controls:
         restarts=int(control.get(b"restarts", 0)),
         viewers=int(viewers),
     )
+
+
+def pause(r: redis.Redis, token: str) -> None:
+    """Pause the play, as a viewer's pause does (the task itself, at a disagreement)."""
+    r.hset(_key(token, "control"), "paused", 1)
 
 
 def save_status(r: redis.Redis, token: str, message: dict) -> None:

@@ -13,6 +13,7 @@ import shutil
 import statistics
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -505,32 +506,80 @@ def publish_status(run: Run, detail: str = "") -> None:
     bridge.publish(run_group(run.pk), RunStatus(run.status, detail, time.time()))
 
 
-def play_create(
-    *,
-    user: AbstractBaseUser,
-    run: Run | None = None,
-    checkpoint: Checkpoint | None = None,
-    controller: str = "",
-    pps: int = plays.DEFAULT_PPS,
-    seed: int | None = None,
-) -> plays.PlaySpec:
-    """Prepare a play of a run's checkpoint (one the user may see) or a reference controller.
+@dataclass(frozen=True)
+class PlaySide:
+    """One policy a play plays: a run's checkpoint, or a reference controller."""
 
-    Nothing plays yet: the game task starts when the first viewer joins (`play_join`).
-    """
+    run: Run | None = None
+    checkpoint: Checkpoint | None = None
+    controller: str = ""
+
+
+BOARD_KEYS = ("width", "height", "randomizer")
+
+
+def play_side(user: AbstractBaseUser, ref: str) -> PlaySide:
+    """A side named `checkpoint:<id>` (one the user may see) or `controller:<name>`;
+    RunNotFound for a checkpoint the user may not see, ValueError for anything else."""
+    kind, _, value = ref.partition(":")
+    if kind == "controller":
+        return PlaySide(controller=value)
+    if kind == "checkpoint" and value.isdigit():
+        checkpoint = Checkpoint.objects.filter(pk=int(value)).first()
+        if checkpoint is None:
+            raise RunNotFound(f"checkpoint {value} not found")
+        return PlaySide(run_for_viewer(user, checkpoint.run_id), checkpoint)
+    raise ValueError(f"{ref[:40]!r}: expected checkpoint:<id> or controller:<name>")
+
+
+def _play_side(user: AbstractBaseUser, side: PlaySide) -> tuple[str, dict]:
+    """The side's label and board ({} for a controller, which plays any board); checks
+    that the user may see the run."""
+    run, checkpoint, controller = side.run, side.checkpoint, side.controller
     if run is not None:
         if not can_see(user, run):
             raise RunNotFound(f"run {run.pk} not found")
         if checkpoint is None or checkpoint.run_id != run.pk:
             raise ValueError(f"run {run.pk} has no such checkpoint")
         label = f"{run.name} · checkpoint at episode {checkpoint.episode:,}"
-        board = run.config
-    elif controller in plays.REFERENCE_CONTROLLERS:
-        label = f"{plays.REFERENCE_CONTROLLERS[controller]} (reference controller)"
-        board = {}
-    else:
-        known = ", ".join(plays.REFERENCE_CONTROLLERS)
-        raise ValueError(f"unknown controller {controller!r}; expected one of {known}")
+        return label, {key: run.config.get(key) for key in BOARD_KEYS if key in run.config}
+    if controller in plays.REFERENCE_CONTROLLERS:
+        return f"{plays.REFERENCE_CONTROLLERS[controller]} (reference controller)", {}
+    known = ", ".join(plays.REFERENCE_CONTROLLERS)
+    raise ValueError(f"unknown controller {controller!r}; expected one of {known}")
+
+
+def play_create(
+    *,
+    user: AbstractBaseUser,
+    run: Run | None = None,
+    checkpoint: Checkpoint | None = None,
+    controller: str = "",
+    rival: PlaySide | None = None,
+    pps: int = plays.DEFAULT_PPS,
+    seed: int | None = None,
+) -> plays.PlaySpec:
+    """Prepare a play of a run's checkpoint (one the user may see) or a reference controller;
+    with `rival`, a second policy plays the same pieces beside it, on the same board.
+
+    Nothing plays yet: the game task starts when the first viewer joins (`play_join`).
+    """
+    label, board = _play_side(user, PlaySide(run, checkpoint, controller))
+    rival_spec = None
+    if rival is not None:
+        rival_label, rival_board = _play_side(user, rival)
+        if board and rival_board and board != rival_board:
+            raise ValueError(
+                "side by side needs one board: these were trained on "
+                f"{_board_text(board)} and {_board_text(rival_board)}"
+            )
+        board = board or rival_board
+        rival_spec = {
+            "label": rival_label,
+            "run_id": rival.run.pk if rival.run is not None else None,
+            "checkpoint_id": rival.checkpoint.pk if rival.checkpoint is not None else None,
+            "controller": rival.controller if rival.run is None else "",
+        }
     spec = plays.PlaySpec(
         token=plays.new_token(),
         user_id=user.pk,
@@ -543,9 +592,15 @@ def play_create(
         run_id=run.pk if run is not None else None,
         checkpoint_id=checkpoint.pk if checkpoint is not None else None,
         controller=controller if run is None else "",
+        rival=rival_spec,
     )
     plays.save_spec(plays.client(), spec)
     return spec
+
+
+def _board_text(board: dict) -> str:
+    width, height = board.get("width", 10), board.get("height", 20)
+    return f"{width} by {height} ({board.get('randomizer', 'uniform')})"
 
 
 def play_for_viewer(*, user: AbstractBaseUser, token: str) -> plays.PlaySpec:
@@ -553,11 +608,13 @@ def play_for_viewer(*, user: AbstractBaseUser, token: str) -> plays.PlaySpec:
     spec = plays.load_spec(plays.client(), token)
     if spec is None or not user.is_authenticated or spec.user_id != user.pk:
         raise plays.PlayNotFound("no such play")
-    if spec.run_id is not None:
-        try:
-            run_for_viewer(user, spec.run_id)
-        except RunNotFound:
-            raise plays.PlayNotFound("no such play") from None
+    rival_run = spec.rival and spec.rival.get("run_id")
+    for run_id in (spec.run_id, rival_run):
+        if run_id is not None:
+            try:
+                run_for_viewer(user, run_id)
+            except RunNotFound:
+                raise plays.PlayNotFound("no such play") from None
     return spec
 
 

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET
 
 from trainer import selectors
 from trainer.models import Run
+from visualizer.versus import versus_choices
 
 # Points per run that the page asks for: ten runs stay ten thousand points per chart.
 COMPARE_POINTS = 1000
@@ -86,6 +87,7 @@ def compare_runs(request: HttpRequest) -> HttpResponse:
         "csv_url": f"{reverse('api-1:compare_export_csv')}?{query}",
         "json_url": f"{reverse('api-1:compare_export_json')}?{query}",
         "page": page,
+        "versus_choices": versus_choices(runs),
     }
     return render(request, "visualizer/compare.html", context)
 

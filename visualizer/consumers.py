@@ -232,9 +232,11 @@ class PlayConsumer(StreamConsumer):
         self.redis = plays.async_client()
         # Join first, as RunConsumer does; a run's plays also hear when it goes private.
         await self.start_stream(play_group(self.token))
-        if spec.run_id is not None:
-            self.run_plays = run_plays_group(spec.run_id)
-            await hub.join(self.run_plays, self)
+        # A side-by-side play also hears when its second run goes private.
+        rival_run = spec.rival and spec.rival.get("run_id")
+        self.run_plays = [run_plays_group(r) for r in (spec.run_id, rival_run) if r is not None]
+        for group in self.run_plays:
+            await hub.join(group, self)
         try:
             await plays.viewer_seen(self.redis, self.token, self.channel_name)
             await self._join()
@@ -253,8 +255,8 @@ class PlayConsumer(StreamConsumer):
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "presence"):
             self.presence.cancel()
-        if hasattr(self, "run_plays"):
-            await hub.leave(self.run_plays, self)
+        for group in getattr(self, "run_plays", ()):
+            await hub.leave(group, self)
         if hasattr(self, "redis"):
             with contextlib.suppress(redis.RedisError):
                 await plays.viewer_gone(self.redis, self.token, self.channel_name)

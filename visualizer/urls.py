@@ -20,6 +20,7 @@ urlpatterns = [
     path("runs/<int:run_id>/", views.run_detail, name="run-detail"),
     path("runs/<int:run_id>/play/", views.run_play, name="run-play"),
     path("runs/<int:run_id>/replay/<slug:kind>/", views.run_replay, name="run-replay"),
+    path("play/versus/", views.versus_play, name="versus-play"),
     path("play/<slug:controller>/", views.controller_play, name="controller-play"),
     path("compare/", compare.compare_runs, name="compare"),
     re_path(

@@ -20,6 +20,7 @@ from trainer.rl.confidence import score_text
 from trainer.rl.config import ConfigError
 from trainer.sparkline import sparkline_points
 from visualizer.forms import RunForm, preset_values
+from visualizer.versus import versus_choices
 
 RUN_LIST_LIMIT = 200
 RUN_LIST_POLL_SECONDS = 3
@@ -105,17 +106,25 @@ def _requested_pps(request: HttpRequest) -> int:
         return plays.DEFAULT_PPS
 
 
+def _plays_unavailable(request: HttpRequest) -> HttpResponse:
+    context = {
+        "title": "Live play is unavailable",
+        "message": "Plays are coordinated through Redis, which cannot be reached right "
+        "now. Training and the run history are not affected; try again in a moment.",
+    }
+    return render(request, "visualizer/unavailable.html", context, status=503)
+
+
 def _play_page(request: HttpRequest, extra: dict, **play: object) -> HttpResponse:
     """Prepare a play and render its page; 503 with an explanation if Redis is away."""
     try:
         spec = services.play_create(user=request.user, pps=_requested_pps(request), **play)
     except redis.RedisError:
-        context = {
-            "title": "Live play is unavailable",
-            "message": "Plays are coordinated through Redis, which cannot be reached right "
-            "now. Training and the run history are not affected; try again in a moment.",
-        }
-        return render(request, "visualizer/unavailable.html", context, status=503)
+        return _plays_unavailable(request)
+    return _play_page_for(request, spec, extra)
+
+
+def _play_page_for(request: HttpRequest, spec: plays.PlaySpec, extra: dict) -> HttpResponse:
     page = {
         "mode": "live",
         "socket_path": f"/ws/play/{spec.token}/",
@@ -125,9 +134,13 @@ def _play_page(request: HttpRequest, extra: dict, **play: object) -> HttpRespons
         "min_pps": plays.MIN_PPS,
         "max_pps": plays.MAX_PPS,
         "login_url": reverse("login"),
+        "versus": extra.get("versus"),
     }
     context = {
         "page": page,
+        "versus_choices": versus_choices(
+            [extra["run"]] if "run" in extra else [], extra.get("checkpoint")
+        ),
         "controllers": plays.REFERENCE_CONTROLLERS,
         "subtitle": f"{spec.width} by {spec.height} board, {spec.randomizer} pieces",
         "detail": "waiting for a worker…",
@@ -156,6 +169,27 @@ def run_play(request: HttpRequest, run_id: int) -> HttpResponse:
         "title": f"Checkpoint at episode {checkpoint.episode:,}",
     }
     return _play_page(request, extra, run=run, checkpoint=checkpoint)
+
+
+@require_GET
+def versus_play(request: HttpRequest) -> HttpResponse:
+    """Two policies side by side on the same pieces: ?a=<side>&b=<side>, each
+    `checkpoint:<id>` or `controller:<name>`."""
+    try:
+        first = services.play_side(request.user, request.GET.get("a", ""))
+        rival = services.play_side(request.user, request.GET.get("b", ""))
+        spec = services.play_create(
+            user=request.user, rival=rival, pps=_requested_pps(request), **vars(first)
+        )
+    except selectors.RunNotFound:
+        raise Http404("run or checkpoint not found") from None
+    except ValueError as error:
+        context = {"title": "These two cannot play side by side", "message": str(error)}
+        return render(request, "visualizer/unavailable.html", context, status=400)
+    except redis.RedisError:
+        return _plays_unavailable(request)
+    extra = {"title": "Side by side", "versus": [spec.label, spec.rival["label"]]}
+    return _play_page_for(request, spec, extra)
 
 
 @require_GET

@@ -76,3 +76,57 @@ def test_a_new_game_on_the_next_seed_follows_game_over(
     assert loop.player.game.seed == 5 + loop.player.episode - 1
     status = r.get(f"tetris:play:{loop.spec.token}:status")
     assert status is not None
+
+
+def side_by_side(seed: int = 5) -> player.SideBySide:
+    """Dellacherie's controller (left) against BCTS (right), on the same pieces."""
+    board = {"width": 10, "height": 20, "randomizer": "uniform", "seed": seed}
+    return player.SideBySide(
+        player.GamePlayer(load_policy("dellacherie"), **board),
+        player.GamePlayer(load_policy("bcts"), **board),
+        "BCTS",
+    )
+
+
+def test_side_by_side_holds_back_the_first_piece_the_two_would_place_apart() -> None:
+    duel = side_by_side()
+    left, right = duel.first, duel.second
+    while duel.advance():
+        assert left.game.board_string() == right.game.board_string()
+        assert duel.disagreement is None and duel.first.game.pieces < 1000
+    # Held back: nothing placed, both boards still alike, each side's choice recorded.
+    placed = left.game.pieces
+    assert right.game.pieces == placed and left.game.board_string() == right.game.board_string()
+    disagreement = duel.disagreement
+    assert disagreement["placement"] == placed + 1
+    assert disagreement["piece"] == "IOTSZJL"[left.game.current_piece]
+    choices = [divmod(p.choice(), 10) for p in (left, right)]
+    assert [(c["rotation"], c["column"]) for c in disagreement["choices"]] == choices
+    assert choices[0] != choices[1]
+
+    frame = duel.frame(options=True)
+    assert frame["disagreement"] == disagreement and frame["rival"]["label"] == "BCTS"
+    assert frame["rival"]["board"] == frame["board"] and frame["rival"]["pieces"] == placed
+    chosen = [next(o for o in f["options"] if o["chosen"]) for f in (frame, frame["rival"])]
+    assert [(o["rotation"], o["column"]) for o in chosen] == choices
+
+    # The next step places it, each its own way, and the record stays.
+    assert duel.advance()
+    assert left.game.pieces == right.game.pieces == placed + 1
+    assert left.game.board_string() != right.game.board_string()
+    assert duel.frame()["disagreement"] == disagreement
+    duel.new_game()
+    assert duel.disagreement is None and "disagreement" not in {
+        k for k, v in duel.frame().items() if v is not None
+    }
+
+
+def test_a_side_by_side_play_pauses_itself_at_the_disagreement(r: redis.Redis) -> None:
+    spec = started_play(r)
+    loop = player.PlayLoop(r, spec, "task", side_by_side(spec.seed), max_seconds=3.0)
+    loop.run()
+    duel = loop.player
+    assert duel.disagreement is not None
+    # Paused at the disagreement: nothing was placed after it.
+    assert duel.first.game.pieces == duel.disagreement["placement"] - 1
+    assert r.hget(f"tetris:play:{spec.token}:control", "paused") == b"1"

@@ -109,3 +109,63 @@ def test_play_page_explains_when_redis_cannot_be_reached(ada: Client, settings: 
     response = ada.get("/play/dellacherie/")
     assert response.status_code == 503
     assert "Redis, which cannot be reached" in response.content.decode()
+
+
+@pytest.mark.redis
+def test_side_by_side_page_prepares_one_play_of_two_policies(ada: Client, user: object) -> None:
+    run = finished_cem_run(user)
+    checkpoint = selectors.latest_checkpoint(run)
+    response = ada.get(f"/play/versus/?a=checkpoint:{checkpoint.pk}&b=controller:bcts")
+    page = page_data(response, "play-page")
+    spec = plays.load_spec(plays.client(), page["socket_path"].split("/")[3])
+    assert (spec.run_id, spec.checkpoint_id) == (run.pk, checkpoint.pk)
+    assert spec.rival == {
+        "label": "BCTS (reference controller)",
+        "run_id": None,
+        "checkpoint_id": None,
+        "controller": "bcts",
+    }
+    assert page["versus"] == [spec.label, "BCTS (reference controller)"]
+    # Reachable from the checkpoint's play page and from the compare page.
+    for url in [f"/runs/{run.pk}/play/", f"/compare/?runs={run.pk}"]:
+        body = ada.get(url).content.decode()
+        assert 'action="/play/versus/"' in body and f"checkpoint:{checkpoint.pk}" in body, url
+
+
+@pytest.mark.redis
+def test_side_by_side_refuses_what_cannot_be_pitted(
+    ada: Client, user: object, other_user: object
+) -> None:
+    hidden = selectors.latest_checkpoint(finished_cem_run(other_user, name="bob's"))
+    small = services.run_create(
+        owner=user, name="small", algorithm="cem", preset="record", config={"height": 12}
+    )
+    small_checkpoint = small.checkpoints.create(
+        episode=1, total_pieces=1, wall_time=0.0, file="x.pt"
+    )
+    mine = selectors.latest_checkpoint(finished_cem_run(user))
+    assert ada.get(f"/play/versus/?a=checkpoint:{hidden.pk}&b=controller:bcts").status_code == 404
+    assert ada.get(f"/play/versus/?a=controller:bcts&b=checkpoint:{hidden.pk}").status_code == 404
+    for query, message in [
+        ("a=controller:bcts&b=nonsense", "expected checkpoint:&lt;id&gt; or controller:"),
+        ("a=controller:bcts&b=controller:tetris-master", "unknown controller"),
+        (f"a=checkpoint:{mine.pk}&b=checkpoint:{small_checkpoint.pk}", "needs one board"),
+    ]:
+        response = ada.get(f"/play/versus/?{query}")
+        assert response.status_code == 400 and message in response.content.decode(), query
+
+
+@pytest.mark.redis
+def test_a_side_by_side_play_ends_for_a_viewer_who_loses_its_second_run(
+    user: object, other_user: object
+) -> None:
+    shown = finished_cem_run(other_user, name="bob's, public", visibility="public")
+    spec = services.play_create(
+        user=user,
+        controller="bcts",
+        rival=services.PlaySide(shown, selectors.latest_checkpoint(shown)),
+    )
+    assert services.play_for_viewer(user=user, token=spec.token) == spec
+    services.run_set_visibility(run=shown, user=other_user, visibility="private")
+    with pytest.raises(plays.PlayNotFound):
+        services.play_for_viewer(user=user, token=spec.token)
