@@ -79,6 +79,7 @@ def compare_runs(request: HttpRequest) -> HttpResponse:
         "runs": [_run_entry(run, color) for run, color in zip(runs, colors, strict=True)],
         "data_url": f"{reverse('api-1:compare')}?{query}&max_points={COMPARE_POINTS}",
     }
+    choices = versus_choices(runs)
     context = {
         "runs": list(zip(runs, colors, strict=True)),
         "settings": settings,
@@ -87,7 +88,8 @@ def compare_runs(request: HttpRequest) -> HttpResponse:
         "csv_url": f"{reverse('api-1:compare_export_csv')}?{query}",
         "json_url": f"{reverse('api-1:compare_export_json')}?{query}",
         "page": page,
-        "versus_choices": versus_choices(runs),
+        "versus_choices": choices,
+        "versus_selected": [choice["value"] for choice in choices[:2]],
     }
     return render(request, "visualizer/compare.html", context)
 

@@ -136,11 +136,14 @@ def _play_page_for(request: HttpRequest, spec: plays.PlaySpec, extra: dict) -> H
         "login_url": reverse("login"),
         "versus": extra.get("versus"),
     }
+    runs = extra.pop("versus_runs", [extra["run"]] if "run" in extra else [])
+    choices = versus_choices(runs, extra.get("checkpoint"))
+    values = [choice["value"] for choice in choices]
     context = {
         "page": page,
-        "versus_choices": versus_choices(
-            [extra["run"]] if "run" in extra else [], extra.get("checkpoint")
-        ),
+        "versus_choices": choices,
+        # What the form offers first: what is being watched, then something else.
+        "versus_selected": extra.pop("versus_selected", values[:2]),
         "controllers": plays.REFERENCE_CONTROLLERS,
         "subtitle": f"{spec.width} by {spec.height} board, {spec.randomizer} pieces",
         "detail": "waiting for a worker…",
@@ -188,7 +191,12 @@ def versus_play(request: HttpRequest) -> HttpResponse:
         return render(request, "visualizer/unavailable.html", context, status=400)
     except redis.RedisError:
         return _plays_unavailable(request)
-    extra = {"title": "Side by side", "versus": [spec.label, spec.rival["label"]]}
+    extra = {
+        "title": "Side by side",
+        "versus": [spec.label, spec.rival["label"]],
+        "versus_runs": [side.run for side in (first, rival) if side.run is not None],
+        "versus_selected": [request.GET["a"], request.GET["b"]],
+    }
     return _play_page_for(request, spec, extra)
 
 
@@ -198,7 +206,9 @@ def controller_play(request: HttpRequest, controller: str) -> HttpResponse:
     if controller not in plays.REFERENCE_CONTROLLERS:
         raise Http404("no such controller")
     title = f"{plays.REFERENCE_CONTROLLERS[controller]}, a reference controller"
-    return _play_page(request, {"title": title}, controller=controller)
+    other = next(name for name in plays.REFERENCE_CONTROLLERS if name != controller)
+    selected = [f"controller:{controller}", f"controller:{other}"]
+    return _play_page(request, {"title": title, "versus_selected": selected}, controller=controller)
 
 
 @require_GET

@@ -51,6 +51,28 @@ window.TetrisTrainer = window.TetrisTrainer || {};
     context.fillRect(x + size - 1 - bevel, y + 1, bevel, size - 2);
   }
 
+  // Each side of a cell, as [row step, column step, from x, from y, to x, to y] in cells.
+  const SIDES = [
+    [-1, 0, 0, 0, 1, 0],
+    [1, 0, 0, 1, 1, 1],
+    [0, -1, 0, 0, 0, 1],
+    [0, 1, 1, 0, 1, 1],
+  ];
+
+  // The outline of a set of cells ([row from the top, column]): each side no other shares.
+  function outlinePath(context, cells, size) {
+    const taken = new Set(cells.map(([row, column]) => `${row},${column}`));
+    context.beginPath();
+    for (const [row, column] of cells) {
+      for (const [dr, dc, x0, y0, x1, y1] of SIDES) {
+        if (taken.has(`${row + dr},${column + dc}`)) continue;
+        context.moveTo((column + x0) * size, (row + y0) * size);
+        context.lineTo((column + x1) * size, (row + y1) * size);
+      }
+    }
+    context.stroke();
+  }
+
   class BoardView {
     constructor(boardCanvas, nextCanvas, columns, rows) {
       this.columns = columns;
@@ -59,14 +81,15 @@ window.TetrisTrainer = window.TetrisTrainer || {};
       this.board = sizeCanvas(boardCanvas, columns * this.cell, rows * this.cell);
       this.nextCell = Math.round(this.cell * 0.8);
       this.next = sizeCanvas(nextCanvas, 4 * this.nextCell + 8, 2 * this.nextCell + 8);
-      this.layer = null;
+      this.layers = [];
       this.draw(".".repeat(columns * rows), "");
     }
 
-    // `layer(context, view)` draws over the cells after each draw (the agent's options);
-    // null removes it. The caller redraws if it should show at once.
-    setLayer(layer) {
-      this.layer = layer;
+    // `layer(context, view)` draws over the cells after each draw, layers in the order
+    // added (the agent's options, then marks over them). The caller redraws if it should
+    // show at once.
+    addLayer(layer) {
+      this.layers.push(layer);
     }
 
     // `cells` is columns*rows characters, row-major from the top row.
@@ -92,17 +115,33 @@ window.TetrisTrainer = window.TetrisTrainer || {};
         const color = PIECE_COLORS[cells[i]];
         if (color) drawCell(board, (i % columns) * cell, Math.floor(i / columns) * cell, cell, color);
       }
-      if (this.layer) {
+      for (const layer of this.layers) {
         board.save();
-        this.layer(board, this);
+        layer(board, this);
         board.restore();
       }
       this.drawNext(nextPiece);
     }
 
-    // The last board again, with the layer as it is now.
+    // The last board again, with the layers as they are now.
     redraw() {
       this.draw(this.shown.cells, this.shown.nextPiece);
+    }
+
+    // Outline a set of cells ([row from the top, column]) in `color`, dashed as `dash`
+    // ([] for solid): for a layer. A dark halo under the line keeps it clear over light
+    // cells and green ghosts.
+    outline(cells, color, dash) {
+      const context = this.board;
+      context.lineJoin = "round";
+      context.setLineDash(dash);
+      context.strokeStyle = "rgba(0, 0, 0, 0.7)";
+      context.lineWidth = 4.5;
+      outlinePath(context, cells, this.cell);
+      context.strokeStyle = color;
+      context.lineWidth = 2.5;
+      outlinePath(context, cells, this.cell);
+      context.setLineDash([]);
     }
 
     drawNext(piece) {

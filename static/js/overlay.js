@@ -90,28 +90,6 @@ window.TetrisTrainer = window.TetrisTrainer || {};
     return a !== null && b !== null && a.rotation === b.rotation && a.column === b.column;
   }
 
-  // Each side of a cell, as [row step, column step, from x, from y, to x, to y] in cells.
-  const SIDES = [
-    [-1, 0, 0, 0, 1, 0],
-    [1, 0, 0, 1, 1, 1],
-    [0, -1, 0, 0, 0, 1],
-    [0, 1, 1, 0, 1, 1],
-  ];
-
-  // The outline of a set of cells ([row from the top, column]): each side no other shares.
-  function outlineCells(context, cells, size) {
-    const taken = new Set(cells.map(([row, column]) => `${row},${column}`));
-    context.beginPath();
-    for (const [row, column] of cells) {
-      for (const [dr, dc, x0, y0, x1, y1] of SIDES) {
-        if (taken.has(`${row + dr},${column + dc}`)) continue;
-        context.moveTo((column + x0) * size, (row + y0) * size);
-        context.lineTo((column + x1) * size, (row + y1) * size);
-      }
-    }
-    context.stroke();
-  }
-
   class OptionsOverlay {
     // `board`: the BoardView to draw on. `elements`: the page's `toggle` (checkbox),
     // `panel` (shown while on), `status` (what is missing), `table` (the top five) and
@@ -127,19 +105,21 @@ window.TetrisTrainer = window.TetrisTrainer || {};
       this.shown = null;
       elements.toggle.checked = this.on;
       elements.toggle.addEventListener("change", () => this.setOn(elements.toggle.checked));
-      board.setLayer((context, view) => this.drawGhosts(context, view));
+      board.addLayer((context, view) => this.drawGhosts(context, view));
       this.render();
     }
 
-    // The overlay of a page with the usual elements (templates: the overlay-* ids).
-    static onPage(board, onToggle) {
+    // The overlay of a page with the usual elements (templates: the overlay-* ids). A page
+    // with two boards gives the second one's panel ids a `suffix` ("-rival"); both follow
+    // the one toggle, and only one of them tells the source.
+    static onPage(board, onToggle, suffix = "") {
       const $ = (id) => document.getElementById(id);
       const elements = {
         toggle: $("overlay-toggle"),
-        panel: $("overlay-panel"),
-        status: $("overlay-status"),
-        table: $("overlay-table"),
-        howTo: $("overlay-how-values"),
+        panel: $(`overlay-panel${suffix}`),
+        status: $(`overlay-status${suffix}`),
+        table: $(`overlay-table${suffix}`),
+        howTo: $(`overlay-how-values${suffix}`),
       };
       return new OptionsOverlay(board, elements, onToggle);
     }
@@ -224,11 +204,11 @@ window.TetrisTrainer = window.TetrisTrainer || {};
       if (this.recordedDiffers()) {
         const marked = options.findIndex((option) => samePlacement(option, recorded));
         if (marked >= 0 && ghosts[marked]) {
-          this.outline(context, ghosts[marked], size, RECORDED_OUTLINE, [4, 3]);
+          view.outline(ghosts[marked], RECORDED_OUTLINE, [4, 3]);
         }
       }
       if (chosen >= 0 && ghosts[chosen]) {
-        this.outline(context, ghosts[chosen], size, CHOSEN_OUTLINE, []);
+        view.outline(ghosts[chosen], CHOSEN_OUTLINE, []);
       }
     }
 
@@ -242,19 +222,6 @@ window.TetrisTrainer = window.TetrisTrainer || {};
       const { options, recorded } = this.shown;
       if (recorded === null) return false;
       return !samePlacement(recorded, options.find((option) => option.chosen) || null);
-    }
-
-    // A dark halo under the line keeps it clear over light cells and green ghosts.
-    outline(context, cells, size, color, dash) {
-      context.lineJoin = "round";
-      context.setLineDash(dash);
-      context.strokeStyle = "rgba(0, 0, 0, 0.7)";
-      context.lineWidth = 4.5;
-      outlineCells(context, cells, size);
-      context.strokeStyle = color;
-      context.lineWidth = 2.5;
-      outlineCells(context, cells, size);
-      context.setLineDash([]);
     }
 
     // --- beside the board ---

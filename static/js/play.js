@@ -1,7 +1,8 @@
 // The play page: a policy's game at human speed, with speed, pause, step and restart.
 // Two sources feed the same board and controls: "live", a game that a worker plays and
 // streams over the play's WebSocket (the commands go back over it), and "replay", a
-// recorded game (seed + placements) replayed here with tetris_rules.js.
+// recorded game (seed + placements) replayed here with tetris_rules.js. A side-by-side
+// play (`page.versus`) has a second board, fed each frame's `rival`.
 "use strict";
 
 (function (ns) {
@@ -14,11 +15,14 @@
   const NO_POLICY =
     "this game's policy is not kept (a dqn network changes while it trains): " +
     "play a checkpoint to see its options";
+  const DISAGREEMENT_OUTLINE = "#ffd54f";
+  const DISAGREEMENT_DASH = [7, 4];
 
   const view = { state: "", paused: false, pps: page.pps, frame: null, frames: 0 };
   let framePending = null;
   let source = null; // set once the live or replay source is made, below
   const overlay = ns.OptionsOverlay.onPage(board, (on) => source.overlay(on));
+  const versus = page.versus ? sideBySide() : null;
 
   function formatNumber(value) {
     if (value === null || value === undefined || !Number.isFinite(Number(value))) return "–";
@@ -42,14 +46,98 @@
   function drawFrame() {
     const frame = framePending;
     framePending = null;
+    if (versus !== null) versus.draw(frame); // first: it sets the marks on both boards
     overlay.show(frame, frame.recorded || null);
     board.draw(frame.board, frame.next);
     $("board-wrap").classList.add("has-frame");
     $("stat-episode").textContent = formatNumber(frame.episode);
-    $("stat-lines").textContent = formatNumber(frame.lines);
-    $("stat-score").textContent = formatNumber(frame.score);
-    $("stat-pieces").textContent = formatNumber(frame.pieces);
+    showFigures(frame, "");
     $("stat-seed").textContent = String(frame.seed);
+  }
+
+  // A board's lines, score and pieces (`suffix`: "-rival" for the right board's).
+  function showFigures(shown, suffix) {
+    for (const name of ["lines", "score", "pieces"]) {
+      $(`stat-${name}${suffix}`).textContent = formatNumber(shown[name]);
+    }
+  }
+
+  // --- side by side: the right board, and the first piece the two would place apart ---
+
+  // The right board draws each frame's `rival` with its own options; each board outlines
+  // where its side puts the disagreeing piece while it shows that moment, overlay or not.
+  function sideBySide() {
+    const [leftLabel, rightLabel] = page.versus;
+    const rivalBoard = new ns.BoardView(
+      $("board-rival"),
+      $("next-piece-rival"),
+      page.width,
+      page.height,
+    );
+    // The left overlay tells the source for both: one command turns both boards' on.
+    const rivalOverlay = ns.OptionsOverlay.onPage(rivalBoard, () => {}, "-rival");
+    const marks = [board, rivalBoard].map((boardView) => {
+      const mark = { cells: null };
+      boardView.addLayer(() => {
+        if (mark.cells) boardView.outline(mark.cells, DISAGREEMENT_OUTLINE, DISAGREEMENT_DASH);
+      });
+      return mark;
+    });
+
+    // Where side `side` (0 left, 1 right) puts the disagreeing piece, while `shown` (its
+    // board's frame) is the moment before it is placed; else null.
+    function disagreeingCells(shown, disagreement, side) {
+      if (!disagreement || !shown.piece || shown.pieces !== disagreement.placement - 1) {
+        return null;
+      }
+      const { rotation, column } = disagreement.choices[side];
+      const { width, height } = page;
+      return ns.TetrisRules.landingCells(
+        shown.board,
+        width,
+        height,
+        disagreement.piece,
+        rotation,
+        column,
+      );
+    }
+
+    function describe(frame, disagreement) {
+      if (!disagreement) {
+        const placed = `${formatNumber(frame.pieces)} placement${frame.pieces === 1 ? "" : "s"}`;
+        return `No disagreement yet: they agree so far (${placed})`;
+      }
+      const [left, right] = disagreement.choices;
+      return (
+        `First disagreement at placement ${disagreement.placement} ` +
+        `(the ${disagreement.piece} piece): ${leftLabel} puts it at rotation ` +
+        `${left.rotation}, column ${left.column}; ${rightLabel} at rotation ` +
+        `${right.rotation}, column ${right.column}`
+      );
+    }
+
+    return {
+      // Call it before the left board draws `frame`.
+      draw(frame) {
+        const disagreement = frame.disagreement || null;
+        const banner = $("disagreement");
+        banner.textContent = describe(frame, disagreement);
+        marks[0].cells = disagreeingCells(frame, disagreement, 0);
+        $("side-over").hidden = Boolean(frame.piece); // a game over has no piece to place
+        const rival = frame.rival || null;
+        if (rival !== null) {
+          marks[1].cells = disagreeingCells(rival, disagreement, 1);
+          rivalOverlay.show(rival);
+          rivalBoard.draw(rival.board, rival.next);
+          $("board-wrap-rival").classList.add("has-frame");
+          showFigures(rival, "-rival");
+          $("side-over-rival").hidden = Boolean(rival.piece);
+        }
+        const now = marks.some((mark) => mark.cells !== null);
+        banner.dataset.state = disagreement ? (now ? "now" : "past") : "agree";
+      },
+      overlay: () => rivalOverlay.state(),
+    };
   }
 
   // --- the state badge and the controls ---
@@ -100,7 +188,9 @@
       status(message) {
         setState(message.state, message.detail, message.pps, message.paused);
         if (message.state === "ended" || message.state === "failed") {
-          $("board-waiting").textContent = "the play ended: reload the page to play again";
+          for (const waiting of document.querySelectorAll(".board-waiting")) {
+            waiting.textContent = "the play ended: reload the page to play again";
+          }
         }
       },
       error(message) {
@@ -282,5 +372,10 @@
     overlay: () => overlay.state(),
     // The table of the top five beside the board: [{rotation, column, value}].
     overlayRows: () => overlay.rows(),
+    // Side by side (null otherwise): the right board's last frame as received, the last
+    // frame's first disagreement, and the right board's options as overlay() has the left's.
+    rival: () => (view.frame && view.frame.rival ? view.frame.rival : null),
+    disagreement: () => (view.frame && view.frame.disagreement ? view.frame.disagreement : null),
+    rivalOverlay: () => (versus !== null ? versus.overlay() : null),
   };
 })(window.TetrisTrainer);

@@ -10,6 +10,7 @@ from playwright.sync_api import Page, expect
 
 from tests.browser.pages import save_screenshot, sign_in
 from tests.trained_runs import finished_cem_run
+from tests.trainer.test_player import side_by_side
 from tetris_site import stack
 from trainer.models import BestGame
 from trainer.rl.options import linear_options
@@ -130,4 +131,63 @@ def test_a_replay_steps_through_the_options_of_the_policy_that_played_it(
         assert chosen["rotation"] * record.width + chosen["column"] == action
         page.click("#step-button")
         game.step(action)
+    assert script_errors == []
+
+
+def test_two_policies_side_by_side_pause_where_they_first_disagree(
+    browser_page: Page,
+    script_errors: list[str],
+    live_daphne: stack.Service,
+    idle_after_test: stack.Service,
+    user: object,
+    tmp_path: Path,
+) -> None:
+    page, base = browser_page, live_daphne.url
+    sign_in(page, base, "ada", PASSWORD)
+    page.goto(f"{base}/play/bcts/")
+    page.select_option("#versus-a", "controller:dellacherie")
+    page.select_option("#versus-b", "controller:bcts")
+    page.click("#versus-form button[type=submit]")
+    page.wait_for_url("**/play/versus/?a=controller%3Adellacherie&b=controller%3Abcts")
+    page.fill("#speed", "60")
+    page.wait_for_function("TetrisTrainer.player.disagreement() !== null", timeout=WAIT_MS)
+    expect(page.locator("#play-state")).to_have_text("paused")
+
+    # The same disagreement as the two policies' own, on the page's seed.
+    seed = int(page.text_content("#stat-seed").replace(",", ""))
+    duel = side_by_side(seed)
+    while duel.advance():
+        pass
+    disagreement = page.evaluate("TetrisTrainer.player.disagreement()")
+    assert disagreement == duel.disagreement
+    expect(page.locator("#disagreement")).to_contain_text(f"placement {disagreement['placement']}")
+    board = page.evaluate("TetrisTrainer.player.board()")
+    assert board == page.evaluate("TetrisTrainer.player.rival().board")
+    assert board == duel.first.game.board_string()
+
+    # Each board its own options, each the engine's.
+    page.check("#overlay-toggle")
+    page.wait_for_function(
+        "TetrisTrainer.player.overlay().options !== null"
+        " && TetrisTrainer.player.rivalOverlay().options !== null",
+        timeout=WAIT_MS,
+    )
+    piece = disagreement["piece"]
+    for hook, weights, feature_set in [
+        ("overlay", duel.first.policy.weights, "dellacherie"),
+        ("rivalOverlay", BCTS_WEIGHTS, "bcts"),
+    ]:
+        options = page.evaluate(f"TetrisTrainer.player.{hook}().options")
+        assert options == engine_options(10, 20, board, piece, weights, feature_set), hook
+    save_screenshot(page, "versus.png", tmp_path)
+
+    # Step places the piece each its own way.
+    page.click("#step-button")
+    page.wait_for_function(
+        "n => TetrisTrainer.player.pieces() === n", arg=disagreement["placement"]
+    )
+    page.wait_for_timeout(300)
+    assert page.evaluate("TetrisTrainer.player.board()") != page.evaluate(
+        "TetrisTrainer.player.rival().board"
+    )
     assert script_errors == []
