@@ -63,8 +63,20 @@ def _csv_lines(header: Iterable[str], rows: Iterable[Iterable[object]]) -> Itera
     writer.writerow(header)
     yield take()
     for row in rows:
-        writer.writerow(row)
+        writer.writerow([spreadsheet_safe(cell) for cell in row])
         yield take()
+
+
+# A cell starting with one of these is a formula to a spreadsheet (CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(cell: object) -> object:
+    """Text that a spreadsheet would run as a formula, made plain text with a leading
+    apostrophe (OWASP's advice); numbers and other text pass unchanged."""
+    if isinstance(cell, str) and cell.startswith(FORMULA_STARTS):
+        return "'" + cell
+    return cell
 
 
 def _chunks(pieces: Iterable[str]) -> Iterator[str]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import secrets
 import time
 from dataclasses import dataclass
@@ -78,8 +79,10 @@ def _key(token: str, part: str) -> str:
 
 
 def clamp_pps(pps: float) -> int:
-    """Pieces per second within MIN_PPS..MAX_PPS."""
-    return int(min(MAX_PPS, max(MIN_PPS, round(pps))))
+    """Pieces per second within MIN_PPS..MAX_PPS (infinities clamped, NaN the default)."""
+    if math.isnan(pps):
+        return DEFAULT_PPS
+    return round(min(MAX_PPS, max(MIN_PPS, pps)))
 
 
 def client() -> redis.Redis:

@@ -264,6 +264,20 @@ def test_comparison_csv_has_every_row_of_every_run_with_its_run_id(
     assert rows[0]["episode"] == "1" and rows[29]["episode"] == "30"
 
 
+def test_a_run_name_that_a_spreadsheet_would_run_is_exported_as_plain_text(
+    ada: Client, user: object
+) -> None:
+    names = ['=HYPERLINK("http://evil.example","x")', "+1+1", "-2+3", "@SUM(A1)", "plain"]
+    runs = [services.run_create(owner=user, name=name) for name in names]
+    for run in runs:
+        store_learning_curve(run, 1)
+    ids = ",".join(str(run.pk) for run in runs)
+    response = ada.get(f"/api/compare/export.csv?runs={ids}")
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert [row["run_name"] for row in rows] == ["'" + name for name in names[:4]] + ["plain"]
+    assert all(float(row["lines"]) >= 0 for row in rows)  # numbers stay numbers
+
+
 def test_comparison_json_holds_each_run_and_all_its_rows(ada: Client, user: object) -> None:
     first = services.run_create(owner=user, name="first")
     second = services.run_create(owner=user, name="second")

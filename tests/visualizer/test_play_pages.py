@@ -46,6 +46,16 @@ def test_checkpoint_page_prepares_a_play_of_that_checkpoint(ada: Client, user: o
 def test_controller_page_prepares_a_play_of_the_controller(ada: Client) -> None:
     page = page_data(ada.get("/play/bcts/?pps=500"), "play-page")
     assert page["pps"] == plays.MAX_PPS
+    for asked, got in [
+        ("inf", plays.MAX_PPS),
+        ("-inf", plays.MIN_PPS),
+        ("nan", plays.DEFAULT_PPS),
+        ("1e400", plays.MAX_PPS),
+        ("x", plays.DEFAULT_PPS),
+    ]:
+        response = ada.get(f"/play/bcts/?pps={asked}")
+        assert response.status_code == 200, asked
+        assert page_data(response, "play-page")["pps"] == got, asked
     spec = plays.load_spec(plays.client(), page["socket_path"].split("/")[3])
     assert (spec.controller, spec.run_id) == ("bcts", None)
 
