@@ -6,7 +6,8 @@ import json
 import pytest
 from django.test import Client
 
-from trainer import services
+from tests.trained_runs import finished_cem_run
+from trainer import selectors, services
 from trainer.models import Run
 
 pytestmark = pytest.mark.django_db
@@ -64,8 +65,20 @@ def test_anonymous_sees_nothing(client: Client, private_run: Run) -> None:
 
 
 def test_checkpoint_download_follows_the_policy(
-    client: Client, other_user: object, private_run: Run
+    client: Client, user: object, other_user: object
 ) -> None:
+    # A checkpoint that exists, so a 404 can only be the access check's.
+    run = finished_cem_run(user, name="ada's, with checkpoints")
+    checkpoint = selectors.latest_checkpoint(run)
+    url = f"/runs/{run.pk}/checkpoints/{checkpoint.pk}/download"
+    client.force_login(user)
+    response = client.get(url)
+    assert response.status_code == 200 and b"".join(response.streaming_content)
+
     client.force_login(other_user)
-    response = client.get(f"/runs/{private_run.pk}/checkpoints/1/download")
-    assert response.status_code == 404
+    assert client.get(url).status_code == 404
+    services.run_set_visibility(run=run, user=user, visibility="public")
+    assert client.get(url).status_code == 200  # others may download a public run's
+    other_run = services.run_create(owner=other_user, name="bob's")
+    wrong_run = f"/runs/{other_run.pk}/checkpoints/{checkpoint.pk}/download"
+    assert client.get(wrong_run).status_code == 404  # a checkpoint under another run
