@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -149,10 +150,22 @@ def start_redis(
     return service
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None  # the 3xx itself is the answer
+
+
+# A redirect answers too: with HTTPS=1 the server sends plain http to https, which only
+# the proxy in front of it speaks; following it would wait for ever.
+_probe = urllib.request.build_opener(_NoRedirects)
+
+
 def _http_answers(url: str) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=1) as response:
+        with _probe.open(url, timeout=1) as response:
             return response.status < 500
+    except urllib.error.HTTPError as error:
+        return error.code < 500
     except OSError:
         return False
 

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -60,3 +61,26 @@ def test_launcher_serves_and_ctrl_c_stops_every_child(tmp_path: Path) -> None:
     assert (tmp_path / "redis" / "appendonly.aof").exists() or any(
         (tmp_path / "redis").glob("appendonly*")
     )
+
+
+def test_daphne_behind_https_is_ready_though_it_redirects_plain_http(
+    stack_env: dict[str, str], tmp_path: Path
+) -> None:
+    # HTTPS=1 sends plain http to https (the proxy's job to speak): the readiness probe
+    # must take the redirect as an answer, not follow it to a port that speaks no TLS.
+    env = {**stack_env, "HTTPS": "1", "DEBUG": "0", "ALLOWED_HOSTS": "127.0.0.1,localhost"}
+    started = time.monotonic()
+    service = stack.start_daphne(
+        env, port=stack.free_port(), log_path=tmp_path / "d.log", timeout=30
+    )
+    try:
+        assert time.monotonic() - started < 30
+        request = urllib.request.Request(f"{service.url}/api/status")
+        opener = urllib.request.build_opener(stack._NoRedirects)
+        try:
+            opener.open(request, timeout=5)
+            raise AssertionError("HTTPS=1 did not redirect plain http")
+        except urllib.error.HTTPError as error:
+            assert error.code == 301 and error.headers["Location"].startswith("https://")
+    finally:
+        service.stop(grace=5)
