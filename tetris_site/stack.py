@@ -22,6 +22,7 @@ from typing import IO
 
 import redis
 
+from tetris_site import liveness
 from tetris_site.env import default_data_dir, prepare_data_dir
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -210,16 +211,16 @@ def start_worker(
     service = _spawn(f"worker {name}", args, env, log_path)
     hostname = f"{name}@{socket.gethostname()}"
     service.extra["hostname"] = hostname
-    key = f"tetris:worker:{hostname}"
     redis_url = env["REDIS_URL"]
 
     def registered() -> bool:
         try:
-            return bool(redis.Redis.from_url(redis_url, socket_connect_timeout=0.5).exists(key))
+            client = redis.Redis.from_url(redis_url, socket_connect_timeout=0.5)
+            return liveness.is_alive(client, hostname)
         except redis.RedisError:
             return False
 
-    _wait_until(service, registered, timeout, "liveness key in Redis")
+    _wait_until(service, registered, timeout, "liveness entry in Redis")
     return service
 
 
