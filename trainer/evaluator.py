@@ -13,6 +13,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from trainer import checkpoint_files, services
+from trainer.errors import without_paths
 from trainer.models import Evaluation, EvaluationChunk
 from trainer.recording import BestGameRecorder
 from trainer.rl.evaluation import evaluate, evaluation_seeds
@@ -79,7 +80,8 @@ def chunk_execute(*, chunk_id: int, worker: str) -> bool:
         )
     except (FileNotFoundError, ValueError, KeyError) as error:
         services.evaluation_fail(
-            evaluation_id=evaluation.pk, reason=f"cannot load the checkpoint: {error}"
+            evaluation_id=evaluation.pk,
+            reason=f"cannot load the checkpoint: {without_paths(str(error))}",
         )
         return False
     return services.evaluation_chunk_finish(

@@ -17,6 +17,7 @@ from live import bridge
 from live.names import play_group
 from live.protocol import Frame, PlayStatus
 from trainer import checkpoint_files, plays
+from trainer.errors import error_text
 from trainer.models import Checkpoint
 from trainer.rl import load_policy
 from trainer.rl.options import policy_options
@@ -306,9 +307,7 @@ def play_execute(*, token: str, task_id: str) -> str | None:
         return reason
     except Exception as error:
         log.exception("play %s failed", token)
-        status = PlayStatus(
-            "failed", f"{type(error).__name__}: {error}", spec.pps, False, time.time()
-        )
+        status = PlayStatus("failed", error_text(error), spec.pps, False, time.time())
         plays.save_status(r, token, dataclasses.asdict(status))
         bridge.publish(play_group(token), status)
         return status.detail

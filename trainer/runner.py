@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from live.publisher import RunPublisher
 from trainer import checkpoint_files, services
+from trainer.errors import error_text, without_paths
 from trainer.models import InvalidTransition, Run
 from trainer.recording import RunRecorder
 from trainer.rl import Callback, TrainConfig, TrainingDiverged, train
@@ -66,10 +67,10 @@ def run_execute(
             resume_from=checkpoint_files.local_path(checkpoint) if checkpoint else None,
         )
     except TrainingDiverged as error:
-        _end_failed(run, recorder, publisher, f"training diverged: {error}")
+        _end_failed(run, recorder, publisher, f"training diverged: {without_paths(str(error))}")
     except Exception as error:
         log.exception("run %s failed", run.pk)
-        _end_failed(run, recorder, publisher, f"{type(error).__name__}: {error}")
+        _end_failed(run, recorder, publisher, error_text(error))
     else:
         recorder.flush()
         publisher.flush()

@@ -22,7 +22,9 @@ class _DiskFillsUp:
         global _good_saves_left
         if _good_saves_left == 0:
             file.write(b"\0" * 4096)  # a partial write, then the disk is full
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            # Naming the file, as an error from opening one does: a path of the server.
+            name = os.readlink(f"/proc/self/fd/{file.fileno()}")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), name)
         _good_saves_left -= 1
         torch.save(obj, file)
 
