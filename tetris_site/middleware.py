@@ -2,8 +2,23 @@
 
 from collections.abc import Callable
 
+from django.conf import settings
 from django.contrib.auth.middleware import LoginRequiredMiddleware
 from django.http import HttpRequest, HttpResponse, JsonResponse
+
+
+class ContentSecurityPolicyMiddleware:
+    """Every response says where its page may load code, styles and connections from:
+    this site only (settings.CONTENT_SECURITY_POLICY), so an injected script cannot run
+    and a page cannot be framed elsewhere."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        response.headers.setdefault("Content-Security-Policy", settings.CONTENT_SECURITY_POLICY)
+        return response
 
 
 class PagesLoginRequiredMiddleware(LoginRequiredMiddleware):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser.pages import collect_script_errors
 from tetris_site import stack
 from trainer import services
 from trainer.models import Run
@@ -34,7 +35,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture
 def browser_page(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[object]:
-    """A fresh chromium page (its own profile and cookies) for one test."""
+    """A fresh chromium page (its own profile and cookies) for one test.
+
+    It bypasses the site's Content-Security-Policy, which forbids eval: Playwright's
+    `wait_for_function` evaluates its predicate with it. The policy itself is held by
+    test_content_security_policy.py, in a page that does not bypass it (`strict_page`).
+    """
+    yield from _chromium_page(monkeypatch, tmp_path, bypass_csp=True)
+
+
+@pytest.fixture
+def strict_page(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[object]:
+    """A fresh chromium page that keeps to the site's Content-Security-Policy."""
+    yield from _chromium_page(monkeypatch, tmp_path, bypass_csp=False)
+
+
+def _chromium_page(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *, bypass_csp: bool
+) -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
     # Playwright's sync API keeps an asyncio loop set on this thread while the browser is
@@ -47,6 +65,7 @@ def browser_page(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[ob
             args=CHROMIUM_ARGS,
             headless=True,
             viewport=VIEWPORT,
+            bypass_csp=bypass_csp,
         )
         page = context.new_page()
         page.set_default_timeout(60_000)
@@ -59,9 +78,7 @@ def browser_page(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[ob
 @pytest.fixture
 def script_errors(browser_page: object) -> list[str]:
     """Uncaught JavaScript errors of the page, collected as they happen."""
-    errors: list[str] = []
-    browser_page.on("pageerror", lambda error: errors.append(str(error)))
-    return errors
+    return collect_script_errors(browser_page)
 
 
 @pytest.fixture

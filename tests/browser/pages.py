@@ -62,3 +62,16 @@ def start_run_in_form(page: Page, base: str, name: str, settings: dict[str, str]
     page.click("#run-form button[type=submit]")
     page.wait_for_url(re.compile(r"/runs/\d+/$"))
     return int(page.url.rstrip("/").rsplit("/", 1)[1])
+
+
+def collect_script_errors(page: Page) -> list[str]:
+    """The page's uncaught errors, and anything a Content-Security-Policy refused."""
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+
+    def refused(message: object) -> None:
+        if message.type == "error" and "Content Security Policy" in message.text:
+            errors.append(message.text)
+
+    page.on("console", refused)
+    return errors
