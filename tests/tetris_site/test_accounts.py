@@ -75,3 +75,26 @@ def test_csrf_is_enforced_on_forms_and_api(user: object) -> None:
         "/api/runs/", body, content_type="application/json", HTTP_X_CSRFTOKEN=token
     )
     assert response.status_code == 201
+
+
+def sign_in_from(client: Client, address: str, username: str, password: str) -> int:
+    """A sign-in through one proxy, for a client at `address` (and a forged entry left of it)."""
+    response = client.post(
+        "/accounts/login/",
+        {"username": username, "password": password},
+        REMOTE_ADDR="127.0.0.1",
+        HTTP_X_FORWARDED_FOR=f"10.9.9.9, {address}",
+    )
+    return response.status_code
+
+
+def test_behind_a_proxy_one_clients_failures_lock_only_that_client(
+    user: object, settings: object
+) -> None:
+    settings.TRUSTED_PROXIES = 1
+    attacker, ada = Client(), Client()
+    for _ in range(5):
+        sign_in_from(attacker, "203.0.113.5", "ada", "wrong")
+    assert sign_in_from(attacker, "203.0.113.5", "ada", "pw-for-tests-1") == 429
+    # Ada, at her own address behind the same proxy, still signs in.
+    assert sign_in_from(ada, "198.51.100.7", "ada", "pw-for-tests-1") == 302
