@@ -119,8 +119,7 @@ def python_game(width: int, height: int, frame: str, piece: int) -> TetrisGame:
 
 def expected_landing(width: int, height: int, frame: str, piece: int) -> list:
     """reference.place()'s cells for every action id, top row 0; None where illegal."""
-    board = [[ch != "." for ch in frame[i : i + width]] for i in range(0, len(frame), width)]
-    board.reverse()  # the reference counts rows from the bottom
+    board = ref.board_from_frame(frame, width)  # the reference counts rows from the bottom
     landing = []
     for action in range(4 * width):
         rotation, column = divmod(action, width)

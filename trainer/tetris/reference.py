@@ -23,6 +23,12 @@ def empty_board(width: int, height: int) -> Board:
     return [[False] * width for _ in range(height)]
 
 
+def board_from_frame(frame: str, width: int) -> Board:
+    """The board of a frame (board_string()'s format: rows from the top, '.' empty)."""
+    rows = [frame[i : i + width] for i in range(0, len(frame), width)]
+    return [[cell != "." for cell in row] for row in reversed(rows)]
+
+
 @cache
 def piece_cells(piece: int, rotation: int) -> list[tuple[int, int]] | None:
     """(row, column) cells of a rotated piece from its bottom-left corner; None if a repeat."""

@@ -34,11 +34,6 @@ def known_game(piece: str) -> TetrisGame:
     return game
 
 
-def reference_board(frame: str, width: int, height: int) -> reference.Board:
-    rows = [frame[r * width : (r + 1) * width] for r in range(height)]
-    return [[cell != "." for cell in row] for row in reversed(rows)]
-
-
 @pytest.mark.parametrize("piece", list(PIECE_NAMES))
 @pytest.mark.parametrize("feature_set", ["dellacherie", "bcts"])
 def test_linear_options_are_the_reference_rules_value_by_value(
@@ -47,7 +42,7 @@ def test_linear_options_are_the_reference_rules_value_by_value(
     weights = REFERENCE_POLICIES[feature_set].weights
     game = known_game(piece)
     options = linear_options(game, weights, feature_set)
-    board = reference_board(KNOWN_BOARD, 10, 8)
+    board = reference.board_from_frame(KNOWN_BOARD, 10)
     expected = {}
     for action in reference.legal_actions(board, PIECE_NAMES.index(piece)):
         rotation, column = divmod(action, 10)
