@@ -1,5 +1,7 @@
 """Tasks that only the test worker loads (`--include tests.stack_tasks`)."""
 
+import time
+
 from celery import shared_task
 
 from live import bridge
@@ -13,3 +15,35 @@ def publish_status(run_id: int, status: str, detail: str, t: float) -> None:
     future = bridge.publish(run_group(run_id), RunStatus(status, detail, t))
     if future is not None:
         future.result(timeout=5)
+
+
+HANG_MESSAGE = "the training loop of run %s hangs now"
+
+
+@shared_task(name="tests.train_then_hang", bind=True)
+def train_then_hang(self: object, run_id: int) -> None:
+    """Train a run as `trainer.tasks.train_run` does, but hang the training loop for good
+    after its first checkpoint (a deadlock, a stuck read): a stop request is never seen."""
+    import logging
+
+    from trainer.rl.events import Callback, CheckpointInfo, EpisodeMetrics
+    from trainer.runner import run_execute
+
+    class HangAfterCheckpoint(Callback):
+        checkpointed = False
+
+        def on_checkpoint(self, c: CheckpointInfo) -> None:
+            self.checkpointed = True
+
+        def on_episode(self, m: EpisodeMetrics) -> None:
+            if self.checkpointed:
+                logging.getLogger(__name__).warning(HANG_MESSAGE, run_id)
+                while True:
+                    time.sleep(3600)
+
+    run_execute(
+        run_id=run_id,
+        worker=self.request.hostname or "",
+        task_id=self.request.id or "",
+        extra_callbacks=[HangAfterCheckpoint()],
+    )

@@ -1,7 +1,8 @@
 """The JSON API (django-ninja), with its OpenAPI schema at /api/openapi.json.
 
 Errors always carry words: 400 `{"errors": {field: message}}` for bad input, and
-`{"error": message}` for 403, 404, 405 (tetris_site.middleware), 409 and 413.
+`{"error": message}` for 403, 404, 405 (tetris_site.middleware), 409, 413, 429 (a
+per-user cap) and 503 (the task queue is down: nothing was created or changed).
 """
 
 from django.conf import settings
@@ -14,8 +15,10 @@ from ninja.security import django_auth
 from tetris_site import health
 from trainer.api import router as runs_router
 from trainer.models import InvalidTransition
+from trainer.queues import QueueUnavailable
 from trainer.rl.config import ConfigError
 from trainer.selectors import NotAllowed, RunNotFound
+from trainer.services import LimitReached
 
 api = NinjaAPI(
     title="Tetris Trainer API",
@@ -72,3 +75,16 @@ def too_large(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     message = f"the request body is larger than the {limit:,} bytes allowed"
     return api.create_response(request, {"error": message}, status=413)
+
+
+@api.exception_handler(LimitReached)
+def too_many(request: HttpRequest, exc: LimitReached) -> HttpResponse:
+    return api.create_response(request, {"error": str(exc)}, status=429)
+
+
+@api.exception_handler(QueueUnavailable)
+def queue_down(request: HttpRequest, exc: QueueUnavailable) -> HttpResponse:
+    message = "the task queue is unavailable: nothing was queued; try again in a moment"
+    response = api.create_response(request, {"error": message}, status=503)
+    response["Retry-After"] = "10"
+    return response

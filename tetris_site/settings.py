@@ -19,6 +19,9 @@ from tetris_site.env import (
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# What any process of the app writes (the SQLite file, checkpoints, logs) is this account's
+# alone, however the process was started: every one of them reads these settings first.
+os.umask(0o077)
 # Only read here: the launchers create the folder and the key (tetris_site.env.prepare_data_dir).
 DATA_DIR = default_data_dir(BASE_DIR)
 
@@ -183,9 +186,26 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 SOCKET_WRITES = env_str("SOCKET_WRITES", "direct")
 if SOCKET_WRITES not in ("direct", "prepared", "asgi"):
     raise ValueError(f"SOCKET_WRITES={SOCKET_WRITES!r}: use direct, prepared or asgi")
+# Live sockets one user may have open at once, over all web processes (0: no limit); one
+# more is closed with 4429 (visualizer/consumers.py).
+MAX_SOCKETS_PER_USER = env_int("MAX_SOCKETS_PER_USER", 20)
 TORCH_THREADS = env_int("TORCH_THREADS", 0)  # 0: cores / worker processes
+# Per-user caps (0: none). Runs queued or running at once: past it, a new run or a
+# resume is refused (HTTP 429).
+MAX_ACTIVE_RUNS_PER_USER = env_int("MAX_ACTIVE_RUNS_PER_USER", 3)
 # A running run whose heartbeat is older than this is failed as "worker lost".
 RUN_STALE_SECONDS = env_int("RUN_STALE_SECONDS", 60)
+# A training loop that makes no progress for this long stops its heartbeat (so the
+# sweep fails it as lost and terminates its worker process): a hung loop, not a slow one.
+RUN_HANG_SECONDS = env_int("RUN_HANG_SECONDS", 600)
+# A run still `stopping` this long after the request has its worker process terminated;
+# it ends `stopped` at its last checkpoint (or `failed` with "did not stop" without one).
+RUN_STOP_TIMEOUT_SECONDS = env_int("RUN_STOP_TIMEOUT_SECONDS", 30)
+# A queued run that has waited this long and is in no queue (Redis lost it, or a worker
+# died as it took it) is sent to the workers again.
+RUN_REQUEUE_AFTER_SECONDS = env_int("RUN_REQUEUE_AFTER_SECONDS", 30)
+# How often each worker sweeps for lost, stuck and unqueued runs and lost evaluation chunks.
+SWEEP_SECONDS = env_int("SWEEP_SECONDS", 5)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -1,8 +1,9 @@
 """What a Celery worker does besides its tasks, hooked to its start and stop signals.
 
 - Each worker process sizes torch's thread pool to its share of the cores.
-- A thread beats the worker's liveness key and, every REAP_EVERY_SECONDS, sweeps runs
-  and evaluation chunks whose worker was lost (any live worker sweeps).
+- A thread beats the worker's liveness key and, every SWEEP_SECONDS, sweeps (any live
+  worker does): runs whose worker was lost, runs that did not stop when asked, queued
+  runs in no queue, and evaluation chunks whose worker was lost.
 - A warm shutdown asks this worker's runs to checkpoint and stop.
 """
 
@@ -41,39 +42,47 @@ def torch_threads_per_process(configured: int) -> int:
 _liveness_stop = threading.Event()
 
 
-REAP_EVERY_SECONDS = 30.0
-
-
 @signals.worker_ready.connect
 def _start_liveness(sender: object, **kwargs: object) -> None:
+    from django.conf import settings
+
     from tetris_site import liveness
 
     hostname = sender.hostname
     concurrency = int(os.environ.get(_CONCURRENCY_ENV, "1"))
 
     def beat_forever() -> None:
-        last_reap = 0.0
+        last_sweep = 0.0
         while not _liveness_stop.is_set():
             liveness.beat(hostname, concurrency=concurrency)
             # Any live worker sweeps: runs of a lost worker are failed even if it never returns.
-            if time.monotonic() - last_reap >= REAP_EVERY_SECONDS:
-                _reap_lost_runs()
-                last_reap = time.monotonic()
-            _liveness_stop.wait(liveness.BEAT_SECONDS)
+            if time.monotonic() - last_sweep >= settings.SWEEP_SECONDS:
+                sweep()
+                last_sweep = time.monotonic()
+            _liveness_stop.wait(min(liveness.BEAT_SECONDS, settings.SWEEP_SECONDS))
 
     threading.Thread(target=beat_forever, name="liveness", daemon=True).start()
 
 
-def _reap_lost_runs() -> None:
-    from django.db import DatabaseError
+def sweep() -> None:
+    """One sweep: fail runs whose worker was lost, end runs that did not stop when asked,
+    send again queued runs that are in no queue, and hand out lost evaluation chunks."""
+    from django.db import DatabaseError, connection
 
-    from trainer.services import evaluation_chunks_requeue_lost, run_reap
+    from trainer import queues, services
 
-    try:
-        run_reap()
-        evaluation_chunks_requeue_lost()
-    except DatabaseError:
-        logging.getLogger(__name__).exception("the sweep for lost runs and chunks failed")
+    log = logging.getLogger(__name__)
+    for step in (
+        services.run_reap,
+        services.runs_end_unstopped,
+        services.runs_requeue_unsent,
+        services.evaluation_chunks_requeue_lost,
+    ):
+        try:
+            step()
+        except (DatabaseError, queues.QueueUnavailable):
+            log.exception("the sweep's %s failed", step.__name__)
+    connection.close()  # this thread's connection: no idle one held between sweeps
 
 
 @signals.worker_shutting_down.connect

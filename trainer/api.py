@@ -102,9 +102,10 @@ def list_runs(
     return {"items": [run_summary(run) for run in runs[offset : offset + limit]], "count": count}
 
 
-@router.post("/runs/", response={201: RunOut, 400: FieldErrorsOut})
+@router.post("/runs/", response={201: RunOut, 400: FieldErrorsOut, 429: ErrorOut, 503: ErrorOut})
 def create_run(request: HttpRequest, body: RunIn) -> Status:
-    """Create a run and queue it for the workers."""
+    """Create a run and queue it for the workers (429 past MAX_ACTIVE_RUNS_PER_USER, 503
+    with no run left if the task queue is down)."""
     return Status(
         201, run_summary(services.run_create_and_start(owner=request.user, **body.dict()))
     )
@@ -143,7 +144,15 @@ def stop_run(request: HttpRequest, run_id: int) -> dict:
 
 
 @router.post(
-    "/runs/{run_id}/resume", response={200: RunOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut}
+    "/runs/{run_id}/resume",
+    response={
+        200: RunOut,
+        403: ErrorOut,
+        404: ErrorOut,
+        409: ErrorOut,
+        429: ErrorOut,
+        503: ErrorOut,
+    },
 )
 def resume_run(request: HttpRequest, run_id: int) -> dict:
     """Queue a stopped or failed run again, from its last checkpoint."""

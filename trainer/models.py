@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.files.storage import Storage
 from django.db import models
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from trainer.storage import CheckpointStorage
@@ -12,6 +13,10 @@ from trainer.storage import CheckpointStorage
 
 class InvalidTransition(Exception):
     """A status change that DESIGN.md's state machine does not allow."""
+
+
+class RunLost(Exception):
+    """This worker no longer holds the run: it was reaped, stopped for it, or taken over."""
 
 
 class Run(models.Model):
@@ -30,6 +35,8 @@ class Run(models.Model):
         PUBLIC = "public"
 
     ACTIVE = (Status.QUEUED, Status.RUNNING, Status.STOPPING)
+    # A worker holds the run (its `task_id`) while it is running or stopping.
+    HELD = (Status.RUNNING, Status.STOPPING)
     # queued -> running -> (stopping) -> stopped | finished | failed;
     # resume takes stopped | failed back to queued.
     TRANSITIONS: dict[str, frozenset[str]] = {
@@ -61,6 +68,9 @@ class Run(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     stop_requested_at = models.DateTimeField(null=True, blank=True)
+    # When it last went into the queue (created or resumed): the sweep sends again a run
+    # that has waited a while and is in no queue.
+    queued_at = models.DateTimeField(null=True, blank=True)
 
     task_id = models.CharField(max_length=64, blank=True)
     worker = models.CharField(max_length=200, blank=True)
@@ -94,17 +104,25 @@ class Run(models.Model):
         """Queued, running or stopping: a worker holds it or will."""
         return self.status in self.ACTIVE
 
-    def _transition(self, to: str, **fields: object) -> None:
+    def _transition(self, to: str, *, holder: str | None = None, **fields: object) -> None:
         # One conditional UPDATE: the check and the change are atomic, so two workers (or
-        # a worker and the reaper) can never both move the same run.
+        # a worker and the reaper) can never both move the same run. With `holder`, only
+        # while the worker with that task id still holds it.
         sources = [source for source, targets in self.TRANSITIONS.items() if to in targets]
-        updated = Run.objects.filter(pk=self.pk, status__in=sources).update(status=to, **fields)
+        rows = Run.objects.filter(pk=self.pk, status__in=sources)
+        if holder is not None:
+            rows = rows.filter(task_id=holder)
+        updated = rows.update(status=to, **fields)
         if not updated:
             current = Run.objects.filter(pk=self.pk).values_list("status", flat=True).first()
             raise InvalidTransition(f"run {self.pk} cannot go from {current} to {to}")
         self.status = to
+        computed = [name for name, value in fields.items() if hasattr(value, "resolve_expression")]
         for name, value in fields.items():
-            setattr(self, name, value)
+            if name not in computed:
+                setattr(self, name, value)
+        if computed:  # the database's clock (`Now()`): read back what it wrote
+            self.refresh_from_db(fields=computed)
 
     def mark_running(self, *, worker: str, task_id: str = "") -> None:
         """A worker took the run."""
@@ -114,7 +132,7 @@ class Run(models.Model):
             worker=worker,
             task_id=task_id or self.task_id,
             started_at=now,
-            heartbeat_at=now,
+            heartbeat_at=Now(),  # heartbeats and the sweep use the database's clock
             finished_at=None,
             error="",
         )
@@ -125,25 +143,31 @@ class Run(models.Model):
         if self.status == self.Status.QUEUED:
             self._transition(self.Status.STOPPED, stop_requested_at=now, finished_at=now)
         else:
-            self._transition(self.Status.STOPPING, stop_requested_at=now)
+            # The database's clock: the sweep that enforces the stop compares with it.
+            self._transition(self.Status.STOPPING, stop_requested_at=Now())
 
-    def mark_stopped(self) -> None:
-        """The worker stopped on request, after its checkpoint."""
-        self._transition(self.Status.STOPPED, finished_at=timezone.now())
+    def mark_stopped(self, *, holder: str | None = None, note: str = "") -> None:
+        """The worker stopped on request, after its checkpoint (`note`: how, if unusual)."""
+        self._transition(
+            self.Status.STOPPED, holder=holder, finished_at=timezone.now(), error=note[:10_000]
+        )
 
-    def mark_finished(self) -> None:
+    def mark_finished(self, *, holder: str | None = None) -> None:
         """The run used its whole budget."""
-        self._transition(self.Status.FINISHED, finished_at=timezone.now())
+        self._transition(self.Status.FINISHED, holder=holder, finished_at=timezone.now())
 
-    def mark_failed(self, reason: str) -> None:
+    def mark_failed(self, reason: str, *, holder: str | None = None) -> None:
         """The run ended with an error, or its worker was lost."""
-        self._transition(self.Status.FAILED, finished_at=timezone.now(), error=reason[:10_000])
+        self._transition(
+            self.Status.FAILED, holder=holder, finished_at=timezone.now(), error=reason[:10_000]
+        )
 
     def requeue(self, *, task_id: str) -> None:
         """Resume: back to the queue, to continue from the last checkpoint."""
         self._transition(
             self.Status.QUEUED,
             task_id=task_id,
+            queued_at=Now(),
             stop_requested_at=None,
             finished_at=None,
             error="",

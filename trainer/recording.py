@@ -1,7 +1,9 @@
-"""The training loop's link to the database: metrics, summary, heartbeat, stop requests.
+"""The training loop's link to the database: metrics, summary, checkpoints, stop requests.
 
-It runs in the worker. Metrics are written in batches at most once a second; the
-heartbeat is refreshed at every write and at least every few seconds in between.
+It runs in the worker. Metrics are written in batches at most once a second, and only
+while the worker holds the run (`trainer.lease`): the summary UPDATE is filtered on the
+holder, and the metrics go in the same transaction, so a worker that lost the run writes
+nothing. The heartbeat and the stop poll are the lease's side thread.
 """
 
 from __future__ import annotations
@@ -10,19 +12,17 @@ import logging
 import time
 from collections import deque
 
-from django.db import DatabaseError
-from django.utils import timezone
+from django.db import DatabaseError, transaction
 
 from trainer import services
-from trainer.models import Metric, Run
+from trainer.lease import RunLease
+from trainer.models import Metric, Run, RunLost
 from trainer.rl.events import BestGame, Callback, CheckpointInfo, EpisodeMetrics, Evaluation
 from trainer.selectors import METRIC_FIELDS
 
 log = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 1.0
-HEARTBEAT_SECONDS = 5.0
-STOP_POLL_SECONDS = 0.5
 RECENT_EPISODES = 100
 CURVE_POINTS = 64
 
@@ -70,17 +70,15 @@ class BestGameRecorder(Callback):
 class RunRecorder(BestGameRecorder):
     """Writes a run's metrics, summary, checkpoints and best games; answers `should_stop`."""
 
-    def __init__(self, run: Run) -> None:
+    def __init__(self, run: Run, lease: RunLease) -> None:
         super().__init__(run.pk)
         self.run = run
+        self.lease = lease
         self.pending: list[Metric] = []
         self.recent: deque[int] = deque(maxlen=RECENT_EPISODES)
         self.curve = Curve(run.curve)
         self.base_wall_time = run.wall_time
         self.last_flush = time.monotonic()
-        self.last_beat = time.monotonic()
-        self.last_poll = 0.0
-        self.stop_requested = False
 
     def on_episode(self, m: EpisodeMetrics) -> None:
         """Buffer the episode; write the buffer when a second has passed."""
@@ -100,57 +98,52 @@ class RunRecorder(BestGameRecorder):
             self.flush()
 
     def flush(self) -> None:
-        """Write buffered metrics and the run's summary and heartbeat."""
+        """Write buffered metrics and the run's summary; RunLost if the run is not ours."""
         batch, self.pending = self.pending, []
         try:
-            if batch:
-                # ignore_conflicts: episodes replayed after a resume are already stored.
-                Metric.objects.bulk_create(batch, ignore_conflicts=True, batch_size=500)
-            self._save_summary()
+            with transaction.atomic():
+                # The summary first: its UPDATE is filtered on the holder, and locks the row.
+                if not self._save_summary():
+                    self.lease.lose("its summary could not be written under this task")
+                elif batch:
+                    # ignore_conflicts: episodes replayed after a resume are already stored.
+                    Metric.objects.bulk_create(batch, ignore_conflicts=True, batch_size=500)
         except DatabaseError:
             # Keep the rows for the next attempt rather than lose them.
             self.pending = batch + self.pending
             log.exception("could not write metrics for run %s; will retry", self.run.pk)
-        self.last_flush = self.last_beat = time.monotonic()
+        self.last_flush = time.monotonic()
+        if self.lease.lost:
+            raise RunLost(f"run {self.run.pk}: {self.lease.lost_because}")
 
-    def _save_summary(self) -> None:
-        self.run.heartbeat_at = timezone.now()
+    def _save_summary(self) -> bool:
         self.run.curve = self.curve.points
-        Run.objects.filter(pk=self.run.pk).update(
-            heartbeat_at=self.run.heartbeat_at,
-            episodes=self.run.episodes,
-            total_pieces=self.run.total_pieces,
-            best_lines=self.run.best_lines,
-            recent_mean_lines=self.run.recent_mean_lines,
-            wall_time=self.run.wall_time,
-            curve=self.run.curve,
+        return bool(
+            self.lease.held().update(
+                episodes=self.run.episodes,
+                total_pieces=self.run.total_pieces,
+                best_lines=self.run.best_lines,
+                recent_mean_lines=self.run.recent_mean_lines,
+                wall_time=self.run.wall_time,
+                curve=self.run.curve,
+            )
         )
 
     def should_stop(self) -> bool:
-        """Polled by the loop: true once a stop was requested. Also beats the heartbeat."""
-        now = time.monotonic()
-        if now - self.last_poll >= STOP_POLL_SECONDS and not self.stop_requested:
-            self.last_poll = now
-            try:
-                status = Run.objects.filter(pk=self.run.pk).values_list("status", flat=True).first()
-            except DatabaseError:
-                log.exception("could not poll run %s for a stop request", self.run.pk)
-                status = Run.Status.RUNNING  # a passing database error is no reason to stop
-            self.stop_requested = status in (Run.Status.STOPPING, None)
-        if now - self.last_flush >= FLUSH_SECONDS and self.pending:
+        """Polled by the loop: true once a stop was requested; RunLost once the run is not
+        this worker's. Writes what is buffered once a second has passed."""
+        stop = self.lease.check()
+        if time.monotonic() - self.last_flush >= FLUSH_SECONDS and self.pending:
             self.flush()
-        elif now - self.last_beat >= HEARTBEAT_SECONDS:
-            try:
-                Run.objects.filter(pk=self.run.pk).update(heartbeat_at=timezone.now())
-            except DatabaseError:
-                log.exception("heartbeat of run %s failed", self.run.pk)
-            self.last_beat = now
-        return self.stop_requested
+        return stop
 
     def on_checkpoint(self, c: CheckpointInfo) -> None:
         """Keep a snapshot of the checkpoint and list it; prune the oldest."""
         services.run_record_checkpoint(
-            run_id=self.run.pk, info=c, wall_time=self.base_wall_time + c.wall_time
+            run_id=self.run.pk,
+            info=c,
+            wall_time=self.base_wall_time + c.wall_time,
+            holder=self.lease.task_id,
         )
 
     def on_evaluation(self, e: Evaluation) -> None:

@@ -13,13 +13,16 @@ import shutil
 import statistics
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from live import bridge
@@ -34,6 +37,7 @@ from trainer.models import (
     EvaluationChunk,
     InvalidTransition,
     Run,
+    RunLost,
 )
 from trainer.rl import events
 from trainer.rl.config import ConfigError, TrainConfig
@@ -43,6 +47,7 @@ from trainer.selectors import (
     can_see,
     ensure_can_control,
     ensure_can_stop,
+    latest_checkpoint,
     run_for_viewer,
 )
 from trainer.version import code_version
@@ -95,33 +100,64 @@ def run_create(
         seed=train_config.seed,
         visibility=visibility,
         status=Run.Status.QUEUED,
+        queued_at=Now(),
         code_version=code_version(),
     )
 
 
-def _enqueue(run: Run) -> None:
+class LimitReached(Exception):
+    """A per-user cap (a setting) refuses this; the message says which and how to go on."""
+
+
+def _ensure_below_active_runs_cap(owner: AbstractBaseUser, *, adding: Run | None = None) -> None:
+    """Refuse a run that would take the owner past MAX_ACTIVE_RUNS_PER_USER."""
+    cap = settings.MAX_ACTIVE_RUNS_PER_USER
+    if not cap:
+        return
+    # Lock the owner's row: two requests at once cannot both take the last place.
+    get_user_model().objects.select_for_update().filter(pk=owner.pk).first()
+    active = Run.objects.filter(owner_id=owner.pk, status__in=Run.ACTIVE)
+    if adding is not None:
+        active = active.exclude(pk=adding.pk)
+    if active.count() >= cap:
+        raise LimitReached(
+            f"you have {cap} runs queued or running, the most one user may have at once "
+            "(MAX_ACTIVE_RUNS_PER_USER): stop one, or wait for one to end"
+        )
+
+
+def _enqueue(run: Run, undo: Callable[[], object]) -> None:
+    """Hand the run to the workers once the transaction commits. If the broker cannot take
+    it, `undo()` (the run was never queued) and raise QueueUnavailable."""
     run_id, task_id = run.pk, run.task_id
-    transaction.on_commit(lambda: queues.enqueue(queues.TRAIN_RUN, run_id, task_id=task_id))
+
+    def send() -> None:
+        try:
+            queues.enqueue(queues.TRAIN_RUN, run_id, task_id=task_id)
+        except queues.QueueUnavailable:
+            log.warning("run %s could not be queued: the broker is unavailable", run_id)
+            undo()
+            raise
+
+    transaction.on_commit(send)
 
 
-def run_start(*, run: Run) -> Run:
-    """Hand a queued run to the workers once the transaction commits."""
-    if run.status != Run.Status.QUEUED:
-        raise InvalidTransition(f"run {run.pk} is {run.status}, not queued")
-    run.task_id = str(uuid.uuid4())
-    run.save(update_fields=["task_id"])
-    _enqueue(run)
+def run_create_and_start(*, owner: AbstractBaseUser, **fields: object) -> Run:
+    """Create a run and queue it; LimitReached past the owner's cap. If the broker cannot
+    take it, no run is left and QueueUnavailable is raised (the API answers 503)."""
+    with transaction.atomic():
+        _ensure_below_active_runs_cap(owner)
+        run = run_create(owner=owner, **fields)
+        run.task_id = str(uuid.uuid4())
+        run.save(update_fields=["task_id"])
+        run_id = run.pk
+        _enqueue(run, lambda: Run.objects.filter(pk=run_id, status=Run.Status.QUEUED).delete())
     return run
 
 
-@transaction.atomic
-def run_create_and_start(*, owner: AbstractBaseUser, **fields: object) -> Run:
-    """Create a run and queue it, in one transaction."""
-    return run_start(run=run_create(owner=owner, **fields))
-
-
 def run_stop(*, run: Run, user: AbstractBaseUser) -> Run:
-    """Record a stop request; the worker checkpoints and stops within a second."""
+    """Record a stop request; the worker checkpoints and stops within a second (the sweep
+    terminates it after RUN_STOP_TIMEOUT_SECONDS)."""
     ensure_can_stop(user, run)
     if run.status == Run.Status.STOPPING:
         return run
@@ -131,11 +167,22 @@ def run_stop(*, run: Run, user: AbstractBaseUser) -> Run:
 
 
 def run_resume(*, run: Run, user: AbstractBaseUser) -> Run:
-    """Queue a stopped or failed run again; it continues from its last checkpoint."""
+    """Queue a stopped or failed run again; it continues from its last checkpoint.
+
+    LimitReached past the owner's cap; QueueUnavailable (the run unchanged) if the broker
+    cannot take it."""
     ensure_can_control(user, run)
+    before = {"status": run.status, "error": run.error, "finished_at": run.finished_at}
+    task_id = str(uuid.uuid4())
+
+    def undo() -> None:
+        Run.objects.filter(pk=run.pk, status=Run.Status.QUEUED, task_id=task_id).update(**before)
+        run.refresh_from_db()
+
     with transaction.atomic():
-        run.requeue(task_id=str(uuid.uuid4()))
-        _enqueue(run)
+        _ensure_below_active_runs_cap(run.owner, adding=run)
+        run.requeue(task_id=task_id)
+        _enqueue(run, undo)
     publish_status(run, "resumed")
     return run
 
@@ -190,23 +237,86 @@ def run_delete(*, run: Run, user: AbstractBaseUser) -> None:
 
 
 def run_reap(*, stale_after: timedelta = HEARTBEAT_STALE_AFTER) -> list[int]:
-    """Mark runs whose worker stopped beating as failed ("worker lost"); return their ids."""
-    cutoff = timezone.now() - stale_after
-    stale = Run.objects.filter(
-        status__in=(Run.Status.RUNNING, Run.Status.STOPPING), heartbeat_at__lt=cutoff
-    )
-    reaped = []
-    for run in stale:
+    """Fail runs whose worker stopped beating ("worker lost") and terminate that worker's
+    task, should it be alive but hung; return their ids. Ages are on the database's clock."""
+    stale = Run.objects.filter(status__in=Run.HELD, heartbeat_at__lt=Now() - stale_after)
+
+    def fail(run: Run) -> None:
         seen = timezone.localtime(run.heartbeat_at).strftime("%Y-%m-%d %H:%M:%S %Z")
-        try:
-            run.mark_failed(f"worker lost: {run.worker or 'worker'} sent no heartbeat since {seen}")
-        except InvalidTransition:
-            continue  # it ended on its own meanwhile
-        publish_status(run, run.error)
-        reaped.append(run.pk)
+        reason = f"worker lost: {run.worker or 'worker'} sent no heartbeat since {seen}"
+        run.mark_failed(reason, holder=run.task_id)
+
+    reaped = _end_held(stale, fail)
     if reaped:
         log.warning("marked runs %s failed: worker lost", reaped)
     return reaped
+
+
+STOP_TIMEOUT = timedelta(seconds=settings.RUN_STOP_TIMEOUT_SECONDS)
+
+
+def runs_end_unstopped(*, timeout: timedelta = STOP_TIMEOUT) -> list[int]:
+    """End runs still `stopping` `timeout` after the request: their worker process is
+    terminated (its pool starts a new one), and the run ends `stopped` at its last
+    checkpoint, or `failed` if it has none. Return their ids."""
+    late = Run.objects.filter(status=Run.Status.STOPPING, stop_requested_at__lt=Now() - timeout)
+    what = f"did not stop within {timeout.total_seconds():.0f} s of the request"
+
+    def end(run: Run) -> None:
+        checkpoint = latest_checkpoint(run)
+        if checkpoint is None:
+            reason = f"{what}: its worker process was terminated before a checkpoint"
+            run.mark_failed(reason, holder=run.task_id)
+        else:
+            note = (
+                f"{what}: its worker process was terminated; it resumes from its checkpoint "
+                f"at episode {checkpoint.episode:,}"
+            )
+            run.mark_stopped(holder=run.task_id, note=note)
+
+    ended = _end_held(late, end)
+    if ended:
+        log.warning("runs %s did not stop when asked: their worker processes were killed", ended)
+    return ended
+
+
+def _end_held(runs: Iterable[Run], end: Callable[[Run], None]) -> list[int]:
+    """End each run for the worker that holds it, kill that worker's task should it still
+    live, and tell viewers; the ids of those ended (not those that ended on their own)."""
+    ended = []
+    for run in runs:
+        try:
+            end(run)  # conditional on the same holder: one sweep wins, a resumed run is safe
+        except InvalidTransition:
+            continue
+        queues.terminate(run.task_id)
+        publish_status(run, run.error)
+        ended.append(run.pk)
+    return ended
+
+
+REQUEUE_AFTER = timedelta(seconds=settings.RUN_REQUEUE_AFTER_SECONDS)
+
+
+def runs_requeue_unsent(*, after: timedelta = REQUEUE_AFTER) -> list[int]:
+    """Send again the runs queued for longer than `after` whose task is in no queue (Redis
+    lost it, or a worker died between taking it and starting it), under the same task id,
+    so that a second delivery of one run is ignored. Return their ids; QueueUnavailable
+    if Redis is down."""
+    queued = dict(
+        Run.objects.filter(status=Run.Status.QUEUED, queued_at__lt=Now() - after)
+        .exclude(task_id="")
+        .values_list("pk", "task_id")
+    )
+    if not queued:
+        return []
+    waiting = queues.waiting_task_ids(queues.TRAINING_QUEUE)
+    unsent = [pk for pk, task_id in queued.items() if task_id not in waiting]
+    for pk in unsent:
+        queues.enqueue(queues.TRAIN_RUN, pk, task_id=queued[pk])
+    if unsent:
+        log.warning("queued runs %s were in no queue: sent them again", unsent)
+    return unsent
 
 
 def runs_stop_on_worker(*, worker: str, detail: str) -> list[int]:
@@ -262,26 +372,38 @@ def publish_best_games(run_id: int) -> None:
 CHECKPOINTS_KEPT = 10
 
 
-def run_record_checkpoint(*, run_id: int, info: events.CheckpointInfo, wall_time: float) -> None:
+def run_record_checkpoint(
+    *, run_id: int, info: events.CheckpointInfo, wall_time: float, holder: str | None = None
+) -> None:
     """List a checkpoint just written, as a file of its own; prune the ones it replaces.
 
     The training loop renames each new checkpoint over the last (`checkpoint.pt`,
     `best.pt`); a hard link keeps this version under a name of its own. Only one `best`
-    is kept, and the newest CHECKPOINTS_KEPT `latest` ones.
+    is kept, and the newest CHECKPOINTS_KEPT `latest` ones. With `holder`, the checkpoint
+    is listed only while the worker with that task id holds the run (else RunLost).
     """
     prefix = "best-episode" if info.kind == Checkpoint.Kind.BEST else "episode"
     snapshot = Path(info.path).parent / f"{prefix}-{info.episode:09d}.pt"
     _link_or_copy(Path(info.path), snapshot)
     size = snapshot.stat().st_size
-    kept = Checkpoint.objects.create(
-        run_id=run_id,
-        kind=info.kind,
-        file=checkpoint_files.store(snapshot),
-        episode=info.episode,
-        total_pieces=info.total_pieces,
-        wall_time=wall_time,
-        size_bytes=size,
-    )
+    name = checkpoint_files.store(snapshot)
+    with transaction.atomic():
+        if holder is not None:
+            # Lock the row while listing, so the hold cannot end in between.
+            held = Run.objects.select_for_update().filter(
+                pk=run_id, task_id=holder, status__in=Run.HELD
+            )
+            if not held.exists():
+                raise RunLost(f"run {run_id} is no longer held by task {holder}")
+        kept = Checkpoint.objects.create(
+            run_id=run_id,
+            kind=info.kind,
+            file=name,
+            episode=info.episode,
+            total_pieces=info.total_pieces,
+            wall_time=wall_time,
+            size_bytes=size,
+        )
     same_kind = Checkpoint.objects.filter(run_id=run_id, kind=info.kind).exclude(pk=kept.pk)
     keep = 0 if info.kind == Checkpoint.Kind.BEST else CHECKPOINTS_KEPT - 1
     for old in same_kind.order_by("-episode", "-id")[keep:]:

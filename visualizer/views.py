@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from trainer import plays, selectors, services
 from trainer.models import Checkpoint
+from trainer.queues import QueueUnavailable
 from trainer.rl.confidence import score_text
 from trainer.rl.config import ConfigError
 from trainer.sparkline import sparkline_points
@@ -50,6 +51,7 @@ def index(request: HttpRequest) -> HttpResponse:
 def run_new(request: HttpRequest) -> HttpResponse:
     """The new-run form; a valid one creates and queues the run, then shows it."""
     form = RunForm(request.POST or None)
+    status = 200
     if request.method == "POST" and form.is_valid():
         try:
             run = services.run_create_and_start(
@@ -61,10 +63,16 @@ def run_new(request: HttpRequest) -> HttpResponse:
             )
         except ConfigError as error:
             form.add_config_errors(error.errors)
+        except services.LimitReached as error:
+            form.add_error(None, str(error))
+            status = 429
+        except QueueUnavailable:
+            form.add_error(None, "the task queue is unavailable: no run was created; try again")
+            status = 503
         else:
             return redirect("run-detail", run_id=run.pk)
     context = {"form": form, "presets": preset_values()}
-    return render(request, "visualizer/run_new.html", context)
+    return render(request, "visualizer/run_new.html", context, status=status)
 
 
 @require_GET

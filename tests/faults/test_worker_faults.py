@@ -15,6 +15,7 @@ import pytest
 from tests.faults.waiting import last_episode, status_of, wait_for
 from tetris_site import stack
 from trainer import services
+from trainer.lease import HEARTBEAT_SECONDS
 from trainer.models import Run
 from trainer.tasks import train_run
 
@@ -55,8 +56,10 @@ def test_two_workers_share_runs_and_a_dead_ones_run_is_never_trained_twice(
         wait_for(lambda: last_episode(first.pk) > 0, 120, "the first run's metrics")
         os.killpg(victim.process.pid, signal.SIGKILL)
         victim.process.wait()
-        time.sleep(2.5)
-        assert services.run_reap(stale_after=timedelta(seconds=2)) == [first.pk]
+        # Past a heartbeat period: the live run's lease has beaten meanwhile, the dead one's not.
+        stale_after = HEARTBEAT_SECONDS + 1
+        time.sleep(stale_after + 0.5)
+        assert services.run_reap(stale_after=timedelta(seconds=stale_after)) == [first.pk]
 
         # A third run goes to the survivor once it is free; the dead run is never picked
         # up again by anyone, and nobody else trained it meanwhile.

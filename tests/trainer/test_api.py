@@ -47,6 +47,28 @@ def test_create_answers_201_with_id_and_status(
     assert len(callbacks) == 1
 
 
+def test_the_fourth_active_run_of_a_user_is_refused_with_429_while_others_start(
+    ada: Client, client: Client, other_user: object, settings: object
+) -> None:
+    settings.MAX_ACTIVE_RUNS_PER_USER = 3
+    for n in range(3):
+        assert post_json(ada, "/api/runs/", {"name": f"run {n}"}).status_code == 201
+    refused = post_json(ada, "/api/runs/", {"name": "one too many"})
+    assert refused.status_code == 429, refused.content
+    assert "MAX_ACTIVE_RUNS_PER_USER" in refused.json()["error"]
+    assert not Run.objects.filter(name="one too many").exists()
+
+    bob = Client()
+    bob.force_login(other_user)
+    assert post_json(bob, "/api/runs/", {"name": "bob's"}).status_code == 201
+
+    # A stopped run frees its place; resuming it takes one again.
+    first = Run.objects.get(name="run 0")
+    assert ada.post(f"/api/runs/{first.pk}/stop").json()["status"] == "stopped"
+    assert post_json(ada, "/api/runs/", {"name": "in its place"}).status_code == 201
+    assert ada.post(f"/api/runs/{first.pk}/resume").status_code == 429
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

@@ -69,8 +69,8 @@ def test_a_run_trained_on_one_host_is_downloaded_played_evaluated_and_resumed_on
         assert stored == {c.file.name: c.size_bytes for c in checkpoints}
         # Only the learner's scratch files stay on host B: its listed versions are in the
         # database, and B's whole disk goes now.
-        left = sorted(p.name for p in services.run_media_dir(run.pk).iterdir())
-        assert left == ["checkpoint.pt"]
+        left = [p for p in services.run_media_dir(run.pk).rglob("*") if p.is_file()]
+        assert [p.name for p in left] == ["checkpoint.pt"]
     shutil.rmtree(tmp_path / "b")
 
     with host(tmp_path / "a"):

@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.management.base import BaseCommand, CommandError
 
-from trainer import selectors
+from trainer import queues, selectors, services
 from trainer.models import InvalidTransition, Run
 
 
@@ -95,6 +95,11 @@ class RunActionCommand(BaseCommand):
         run = find_run(options["run"], user)
         try:
             run = self.act(run, user or run.owner)
-        except (InvalidTransition, selectors.NotAllowed) as error:
+        except (
+            InvalidTransition,
+            selectors.NotAllowed,
+            services.LimitReached,
+            queues.QueueUnavailable,
+        ) as error:
             raise CommandError(str(error)) from None
         self.stdout.write(f"run {run.pk} is {run.status}")

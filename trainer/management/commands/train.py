@@ -8,7 +8,7 @@ import threading
 
 from django.core.management.base import BaseCommand, CommandError
 
-from trainer import services
+from trainer import queues, services
 from trainer.management.commands._helpers import add_run_options, owner_for_new_run
 from trainer.models import Run
 from trainer.rl.config import ConfigError, TrainConfig
@@ -43,6 +43,8 @@ class Command(BaseCommand):
                 run = services.run_create(owner=owner, **fields)
         except ConfigError as error:
             raise CommandError(f"invalid config: {error}") from None
+        except (services.LimitReached, queues.QueueUnavailable) as error:
+            raise CommandError(str(error)) from None
         if options["queue"]:
             self._report(run, options["json"], f"queued run {run.pk} ({run.name})")
             return
