@@ -193,6 +193,11 @@ TORCH_THREADS = env_int("TORCH_THREADS", 0)  # 0: cores / worker processes
 # Per-user caps (0: none). Runs queued or running at once: past it, a new run or a
 # resume is refused (HTTP 429).
 MAX_ACTIVE_RUNS_PER_USER = env_int("MAX_ACTIVE_RUNS_PER_USER", 3)
+# Metric rows one run stores per second at most (beyond it, episodes are sampled: the
+# run's counts, best and curve still count every one), and the largest checkpoint a run
+# may write (larger: the run fails, saying so). 0: no limit.
+MAX_METRIC_ROWS_PER_SECOND = env_int("MAX_METRIC_ROWS_PER_SECOND", 200)
+MAX_CHECKPOINT_MB = env_int("MAX_CHECKPOINT_MB", 256)
 # A running run whose heartbeat is older than this is failed as "worker lost".
 RUN_STALE_SECONDS = env_int("RUN_STALE_SECONDS", 60)
 # A training loop that makes no progress for this long stops its heartbeat (so the

@@ -12,6 +12,7 @@ import logging
 import time
 from collections import deque
 
+from django.conf import settings
 from django.db import DatabaseError, transaction
 
 from trainer import services
@@ -25,6 +26,10 @@ log = logging.getLogger(__name__)
 FLUSH_SECONDS = 1.0
 RECENT_EPISODES = 100
 CURVE_POINTS = 64
+
+
+class CheckpointTooLarge(Exception):
+    """A checkpoint is larger than MAX_CHECKPOINT_MB: the run ends, failed, saying so."""
 
 
 class Curve:
@@ -79,14 +84,22 @@ class RunRecorder(BestGameRecorder):
         self.curve = Curve(run.curve)
         self.base_wall_time = run.wall_time
         self.last_flush = time.monotonic()
+        # Metric rows stored per second at most (a token bucket a second deep): a tiny board
+        # can end thousands of games a second, and each would be a row.
+        self.rows_per_second = settings.MAX_METRIC_ROWS_PER_SECOND
+        self.row_tokens = float(self.rows_per_second)
+        self.row_clock = time.monotonic()
+        self.rows_skipped = 0
 
     def on_episode(self, m: EpisodeMetrics) -> None:
-        """Buffer the episode; write the buffer when a second has passed."""
-        values = m.as_dict()
-        extra = {k: v for k, v in values.items() if k not in METRIC_FIELDS}
-        self.pending.append(
-            Metric(run_id=self.run.pk, extra=extra, **{k: values[k] for k in METRIC_FIELDS})
-        )
+        """Buffer the episode (within the row budget); write the buffer when a second has
+        passed. The run's counts, best, recent mean and curve count every episode."""
+        if self._take_row():
+            values = m.as_dict()
+            extra = {k: v for k, v in values.items() if k not in METRIC_FIELDS}
+            self.pending.append(
+                Metric(run_id=self.run.pk, extra=extra, **{k: values[k] for k in METRIC_FIELDS})
+            )
         self.recent.append(m.lines)
         self.curve.add(m.episode, m.lines)
         self.run.episodes = max(self.run.episodes, m.episode)
@@ -96,6 +109,27 @@ class RunRecorder(BestGameRecorder):
         self.run.wall_time = self.base_wall_time + m.wall_time
         if time.monotonic() - self.last_flush >= FLUSH_SECONDS:
             self.flush()
+
+    def _take_row(self) -> bool:
+        if not self.rows_per_second:
+            return True
+        now = time.monotonic()
+        self.row_tokens = min(
+            self.rows_per_second, self.row_tokens + (now - self.row_clock) * self.rows_per_second
+        )
+        self.row_clock = now
+        if self.row_tokens >= 1:
+            self.row_tokens -= 1
+            return True
+        if not self.rows_skipped:
+            log.warning(
+                "run %s ends more than %s games a second: only that many metric rows are "
+                "stored per second (MAX_METRIC_ROWS_PER_SECOND)",
+                self.run.pk,
+                self.rows_per_second,
+            )
+        self.rows_skipped += 1
+        return False
 
     def flush(self) -> None:
         """Write buffered metrics and the run's summary; RunLost if the run is not ours."""
@@ -138,7 +172,17 @@ class RunRecorder(BestGameRecorder):
         return stop
 
     def on_checkpoint(self, c: CheckpointInfo) -> None:
-        """Keep a snapshot of the checkpoint and list it; prune the oldest."""
+        """Keep a snapshot of the checkpoint and list it; prune the oldest. A checkpoint
+        past MAX_CHECKPOINT_MB ends the run (CheckpointTooLarge)."""
+        limit = settings.MAX_CHECKPOINT_MB * 2**20
+        size = c.path.stat().st_size
+        if limit and size > limit:
+            c.path.unlink(missing_ok=True)
+            raise CheckpointTooLarge(
+                f"a checkpoint of {size / 2**20:,.0f} MB is larger than the "
+                f"{settings.MAX_CHECKPOINT_MB:,} MB allowed (MAX_CHECKPOINT_MB): "
+                "use a smaller network (hidden_size) or buffer"
+            )
         services.run_record_checkpoint(
             run_id=self.run.pk,
             info=c,

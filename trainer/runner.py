@@ -5,11 +5,14 @@ Imports torch (through `trainer.rl`); web processes never import this module.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import socket
 import threading
 import uuid
 from collections.abc import Sequence
+
+import torch
 
 from live.publisher import RunPublisher
 from trainer import checkpoint_files, services
@@ -26,6 +29,18 @@ log = logging.getLogger(__name__)
 def worker_name() -> str:
     """This process's name in a run's `worker` field."""
     return f"{socket.gethostname()}"
+
+
+def within_thread_share(config: TrainConfig) -> TrainConfig:
+    """The config with `threads` at most this process's share of the cores (what the worker
+    sized torch's pool to): a run asking for 256 threads cannot crowd out its neighbours."""
+    share = max(1, torch.get_num_threads())
+    if config.threads <= share:
+        return config
+    log.info(
+        "threads %s is past this process's share of the cores: using %s", config.threads, share
+    )
+    return dataclasses.replace(config, threads=share)
 
 
 def run_execute(
@@ -58,7 +73,7 @@ def run_execute(
     recorder = RunRecorder(run, lease)
     publisher = None
     try:
-        config = TrainConfig.from_dict(run.config)
+        config = within_thread_share(TrainConfig.from_dict(run.config))
         publisher = RunPublisher(run.pk, frames_per_second=config.frames_per_second)
         checkpoint = latest_checkpoint(run)
         result = train(

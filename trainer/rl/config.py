@@ -325,10 +325,12 @@ def _attribute_docs(cls: type) -> dict[str, str]:
 
 PRESETS: dict[str, dict[str, Any]] = {
     # dqn that clears thousands of lines within a couple of minutes on two cores
-    "quick": {"algorithm": "dqn"},
+    # Every preset ends by itself (a run trains until a budget is spent or it is stopped).
+    "quick": {"algorithm": "dqn", "max_minutes": 30.0},
     # dqn with a longer schedule and a bigger network
     "standard": {
         "algorithm": "dqn",
+        "max_minutes": 240.0,
         "hidden_size": 128,
         "lr_decay_pieces": 5_000_000,
         "buffer_size": 300_000,

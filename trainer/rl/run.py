@@ -56,6 +56,10 @@ class TrainResult:
     """the 95% lower bound of that policy's mean lines per game in its periodic evaluation"""
 
 
+# A checkpoint is never due sooner than this many times the time the last one took.
+CHECKPOINT_TIME_FACTOR = 20.0
+
+
 class RunContext:
     """A run's counters, budgets, stop polling, frame pacing, metrics and checkpoints."""
 
@@ -191,11 +195,19 @@ class RunContext:
         return self.checkpoint_file is not None and time.monotonic() >= self._next_checkpoint
 
     def save(self, state: dict[str, Any], policy: dict[str, Any]) -> Path | None:
-        """Write a checkpoint of the learner's `state` and greedy `policy`, then tell callbacks."""
-        self._next_checkpoint = time.monotonic() + self.config.checkpoint_every_s
+        """Write a checkpoint of the learner's `state` and greedy `policy`, then tell callbacks.
+
+        The next is due after `checkpoint_every_s`, or after CHECKPOINT_TIME_FACTOR times
+        what this one took if that is longer: a big network checkpointed every second
+        spends at most 1/CHECKPOINT_TIME_FACTOR of the run writing (and fsyncing) files.
+        """
+        started = time.monotonic()
+        self._next_checkpoint = started + self.config.checkpoint_every_s
         if self.checkpoint_file is None:
             return None
         self.last_checkpoint = self._write(self.checkpoint_file, "latest", state, policy)
+        took = time.monotonic() - started
+        self._next_checkpoint = max(self._next_checkpoint, started + CHECKPOINT_TIME_FACTOR * took)
         return self.last_checkpoint
 
     def _write(
