@@ -193,6 +193,8 @@ TORCH_THREADS = env_int("TORCH_THREADS", 0)  # 0: cores / worker processes
 # Per-user caps (0: none). Runs queued or running at once: past it, a new run or a
 # resume is refused (HTTP 429).
 MAX_ACTIVE_RUNS_PER_USER = env_int("MAX_ACTIVE_RUNS_PER_USER", 3)
+# Plays one user may have played by the workers at once; another answers 4429.
+MAX_LIVE_PLAYS_PER_USER = env_int("MAX_LIVE_PLAYS_PER_USER", 4)
 # Metric rows one run stores per second at most (beyond it, episodes are sampled: the
 # run's counts, best and curve still count every one), and the largest checkpoint a run
 # may write (larger: the run fails, saying so). 0: no limit.

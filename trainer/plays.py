@@ -9,6 +9,8 @@ viewers. Its token names every key and the channel group its frames go to:
     tetris:play:<token>:status    the last status message, for a late viewer's snapshot
     tetris:play:<token>:queued    set by the viewer who enqueued the game task
     tetris:play:<token>:owner     held by the task that plays, refreshed while it plays
+    tetris:plays:user:<id>        set: the user's plays handed to a task (capped)
+    tetris:plays:user:<id>:page:<what>  the user's play of that page, which a reload reuses
 
 The browser's commands reach the task through `control`, which the task polls a few times
 a second; viewers keep their entry in `viewers` fresh while their socket is open, and the
@@ -18,6 +20,7 @@ task ends once none is left. Importable by web processes: no torch, no engine.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import secrets
@@ -110,6 +113,55 @@ def save_spec(r: redis.Redis, spec: PlaySpec) -> None:
         pipe.delete(_key(spec.token, "control"))
         pipe.hset(_key(spec.token, "control"), mapping={"pps": spec.pps, "paused": 0, "steps": 0})
         pipe.expire(_key(spec.token, "control"), PLAY_SPEC_TTL_SECONDS)
+        pipe.execute()
+
+
+def _page_key(spec: PlaySpec) -> str:
+    what = json.dumps(
+        [spec.run_id, spec.checkpoint_id, spec.controller, spec.rival], sort_keys=True
+    )
+    digest = hashlib.sha256(what.encode()).hexdigest()[:32]
+    return f"tetris:plays:user:{spec.user_id}:page:{digest}"
+
+
+def reuse_or_save(r: redis.Redis, spec: PlaySpec) -> PlaySpec:
+    """The user's unexpired play of the same policies, if any (a reload of a play page
+    watches the same play); else `spec`, saved. Each GET of a page is not a new play."""
+    token = r.get(_page_key(spec))
+    if token is not None:
+        kept = load_spec(r, token.decode())
+        if kept is not None:
+            keep_alive(r, kept.token)
+            r.hset(_key(kept.token, "control"), "pps", spec.pps)  # the speed asked for now
+            return dataclasses.replace(kept, pps=spec.pps)
+    save_spec(r, spec)
+    r.set(_page_key(spec), spec.token, ex=PLAY_SPEC_TTL_SECONDS)
+    return spec
+
+
+def _user_plays_key(user_id: int) -> str:
+    return f"tetris:plays:user:{user_id}"
+
+
+def live_plays(r: redis.Redis, user_id: int) -> set[str]:
+    """The user's plays that a task plays or is about to (the rest are pruned)."""
+    key = _user_plays_key(user_id)
+    tokens = [t.decode() for t in r.smembers(key)]
+    with r.pipeline() as pipe:
+        for token in tokens:
+            pipe.exists(_key(token, "owner"), _key(token, "queued"))
+        held = pipe.execute()
+    gone = [token for token, count in zip(tokens, held, strict=True) if not count]
+    if gone:
+        r.srem(key, *gone)
+    return set(tokens) - set(gone)
+
+
+def note_live(r: redis.Redis, user_id: int, token: str) -> None:
+    """Count the play among the user's live ones."""
+    with r.pipeline() as pipe:
+        pipe.sadd(_user_plays_key(user_id), token)
+        pipe.expire(_user_plays_key(user_id), PLAY_SPEC_TTL_SECONDS)
         pipe.execute()
 
 

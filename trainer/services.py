@@ -716,8 +716,7 @@ def play_create(
         controller=controller if run is None else "",
         rival=rival_spec,
     )
-    plays.save_spec(plays.client(), spec)
-    return spec
+    return plays.reuse_or_save(plays.client(), spec)
 
 
 def _board_text(board: dict) -> str:
@@ -745,7 +744,14 @@ def play_join(*, user: AbstractBaseUser, token: str) -> plays.PlaySpec:
     spec = play_for_viewer(user=user, token=token)
     r = plays.client()
     plays.keep_alive(r, token)
+    cap = settings.MAX_LIVE_PLAYS_PER_USER
+    if cap and len(plays.live_plays(r, user.pk) - {token}) >= cap:
+        raise LimitReached(
+            f"you are watching {cap} plays already, the most one user may at once "
+            "(MAX_LIVE_PLAYS_PER_USER): close one first"
+        )
     if plays.mark_queued(r, token):
         plays.save_status(r, token, {"state": "queued", "detail": "waiting for a worker"})
         queues.enqueue(queues.PLAY_GAME, token)
+    plays.note_live(r, user.pk, token)
     return spec
