@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.http import HttpRequest, JsonResponse
 from django.urls import include, path, re_path
 
-from tetris_site.accounts import signup
+from tetris_site.accounts import SignInView, signup
 from tetris_site.api import api
 
 
@@ -16,6 +16,7 @@ def api_not_found(request: HttpRequest, rest: str) -> JsonResponse:
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/signup/", signup, name="signup"),
+    path("accounts/login/", SignInView.as_view(), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/", api.urls),
     re_path(r"^api/(?P<rest>.*)$", api_not_found),

@@ -18,6 +18,7 @@ def test_signup_is_off_by_default(client: Client) -> None:
     assert b"Create an account" not in client.get("/accounts/login/").content
 
 
+@pytest.mark.redis  # sign-ups are counted per address in Redis
 def test_signup_when_allowed_creates_and_signs_in(client: Client, settings: object) -> None:
     settings.ALLOW_SIGNUP = True
     response = client.post(
@@ -98,3 +99,37 @@ def test_behind_a_proxy_one_clients_failures_lock_only_that_client(
     assert sign_in_from(attacker, "203.0.113.5", "ada", "pw-for-tests-1") == 429
     # Ada, at her own address behind the same proxy, still signs in.
     assert sign_in_from(ada, "198.51.100.7", "ada", "pw-for-tests-1") == 302
+
+
+def test_one_address_spraying_a_password_over_many_accounts_is_refused(
+    user: object, settings: object, django_user_model: type
+) -> None:
+    settings.SIGN_IN_FAILURES_PER_ADDRESS = 6
+    settings.TRUSTED_PROXIES = 1
+    for n in range(6):
+        django_user_model.objects.create_user(f"user{n}", password="their-own-pw-1")
+    sprayer = Client()
+    # One try per account: no username reaches the lockout of 5, the address does.
+    for n in range(6):
+        assert sign_in_from(sprayer, "203.0.113.9", f"user{n}", "Winter2026!") == 200
+    refused = sign_in_from(sprayer, "203.0.113.9", "ada", "pw-for-tests-1")
+    assert refused == 429
+    # Another address is not held back.
+    assert sign_in_from(Client(), "198.51.100.7", "ada", "pw-for-tests-1") == 302
+
+
+@pytest.mark.redis
+def test_signups_from_one_address_are_limited_per_hour(settings: object) -> None:
+    settings.ALLOW_SIGNUP = True
+    settings.SIGNUPS_PER_ADDRESS_PER_HOUR = 2
+    address = "192.0.2.77"
+
+    def sign_up(name: str, remote: str) -> int:
+        body = {"username": name, "password1": "a-long-pass-9931", "password2": "a-long-pass-9931"}
+        return Client().post("/accounts/signup/", body, REMOTE_ADDR=remote).status_code
+
+    assert sign_up("first", address) == 302
+    assert sign_up("second", address) == 302
+    assert sign_up("third", address) == 429
+    assert not get_user_model().objects.filter(username="third").exists()
+    assert sign_up("elsewhere", "192.0.2.78") == 302
