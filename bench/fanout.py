@@ -486,6 +486,7 @@ def main() -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="fanout-"))
     os.environ.pop("DATABASE_URL", None)
     os.environ.update(DATA_DIR=str(data_dir), DJANGO_SETTINGS_MODULE="tetris_site.settings")
+    os.environ.update(MAX_ACTIVE_RUNS_PER_USER="0", MAX_SOCKETS_PER_USER="0")  # one account
     redis = stack.start_redis(data_dir, log_path=data_dir / "redis.log")
     os.environ["REDIS_URL"] = redis.url
     import django

@@ -144,6 +144,8 @@ def run_soak(args: argparse.Namespace) -> dict:
     data_dir = Path(tempfile.mkdtemp(prefix="soak-"))
     os.environ.pop("DATABASE_URL", None)
     os.environ.update(DATA_DIR=str(data_dir), DJANGO_SETTINGS_MODULE="tetris_site.settings")
+    # One account holds every run and viewer here: no per-user caps.
+    os.environ.update(MAX_ACTIVE_RUNS_PER_USER="0", MAX_SOCKETS_PER_USER="0")
     soak = Soak(args, data_dir)
     soak.start()
     import django

@@ -36,3 +36,9 @@ def overlay_key(group: str) -> str:
     """The Redis key that exists while a viewer of the group has the overlay on: the
     worker adds the policy's options to the group's frames only then."""
     return f"tetris:overlay:{group}"
+
+
+def sockets_key(owner: str) -> str:
+    """The Redis sorted set of one user's open live sockets, across web processes: each
+    socket's id, scored by when its process last said it was open."""
+    return f"tetris:sockets:{owner}"

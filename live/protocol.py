@@ -16,9 +16,14 @@ from dataclasses import dataclass
 from functools import cache, cached_property
 from typing import Any, ClassVar
 
-# A socket closed with these tells the page why: sign in again, or no access.
+# A socket closed with these tells the page why: sign in again (no longer signed in: signed
+# out, password changed, account deactivated), no access (to this run or play, or no
+# longer), too slow (its reader fell too far behind the stream; a new socket starts from a
+# fresh snapshot), or too many (the user has MAX_SOCKETS_PER_USER sockets open already).
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
+CLOSE_TOO_SLOW = 4408
+CLOSE_TOO_MANY = 4429
 
 
 class Message:
@@ -171,12 +176,16 @@ class Envelope:
         """Whether this is for the consumers, not the browser."""
         return self.kind in CONTROL_KINDS
 
-    @cached_property
+    @property
     def without_options(self) -> Envelope:
         """This message as a socket without the overlay gets it: a frame's `options` left
         out. Worked out once per message, however many sockets take it."""
         if not self.is_board_frame or '"options":' not in self.text:
             return self
+        return self._without_options
+
+    @cached_property
+    def _without_options(self) -> Envelope:
         fields = json.loads(self.text)
         fields.pop("options", None)
         if fields.get("rival"):

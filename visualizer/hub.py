@@ -11,6 +11,10 @@ private, come the same way, for the consumers to act on.
 
 When Redis goes away the hub keeps its viewers and subscribes again once Redis is back;
 what was published meanwhile is lost, as frames are latest-only anyway.
+
+The hub also counts each user's open sockets across web processes (`count_socket`), in a
+Redis sorted set of socket ids scored by when their process last said they were open: a
+crashed process's sockets stop counting within SOCKETS_TTL_SECONDS.
 """
 
 from __future__ import annotations
@@ -18,12 +22,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Protocol
 
 import redis.asyncio as aioredis
 from django.conf import settings
 
-from live.names import IDLE_CHANNEL, last_frame_key, overlay_key, stream_channel
+from live.names import IDLE_CHANNEL, last_frame_key, overlay_key, sockets_key, stream_channel
 from live.protocol import Envelope
 
 log = logging.getLogger(__name__)
@@ -34,6 +39,10 @@ READ_TIMEOUT_SECONDS = 2.0
 # lives this long: a crashed web process's overlays end by themselves.
 OPTIONS_REFRESH_SECONDS = 2.0
 OPTIONS_TTL_SECONDS = 6
+# Each open socket is marked open again this often; one not marked for SOCKETS_TTL_SECONDS
+# (its process is gone) no longer counts.
+SOCKETS_REFRESH_SECONDS = 10.0
+SOCKETS_TTL_SECONDS = 45
 
 
 class Viewer(Protocol):
@@ -53,12 +62,15 @@ class Hub:
         self._pubsub: aioredis.client.PubSub | None = None
         self.options: dict[str, set[Viewer]] = {}  # group -> viewers with the overlay on
         self._options_keeper: asyncio.Task | None = None
+        self.sockets: dict[str, str] = {}  # socket id -> its owner, for sockets_key(owner)
+        self._sockets_keeper: asyncio.Task | None = None
 
     def _ensure_reader(self) -> None:
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # a new event loop (tests): nothing of the old one works
             self.viewers, self._loop, self._reader, self._pubsub = {}, loop, None, None
             self.options, self._options_keeper = {}, None
+            self.sockets, self._sockets_keeper = {}, None
         if self._reader is None or self._reader.done():
             self._reader = loop.create_task(self._read_forever(), name="stream-hub")
 
@@ -123,6 +135,48 @@ class Hub:
                 await pipe.execute()
         except (aioredis.RedisError, OSError) as error:  # tried again at the next refresh
             log.warning("could not mark the overlay wanted: %s", error)
+
+    async def count_socket(self, owner: str, socket: str) -> int | None:
+        """Count one more open socket for `owner`, in every web process: how many it has
+        open now, this one included (None if Redis cannot tell; the socket is let in)."""
+        self._ensure_reader()
+        self.sockets[socket] = owner
+        if self._sockets_keeper is None or self._sockets_keeper.done():
+            self._sockets_keeper = asyncio.get_running_loop().create_task(
+                self._keep_sockets_counted(), name="stream-hub-sockets"
+            )
+        key, now = sockets_key(owner), time.time()
+        try:
+            async with _client().pipeline(transaction=True) as pipe:
+                pipe.zremrangebyscore(key, "-inf", now - SOCKETS_TTL_SECONDS)
+                pipe.zadd(key, {socket: now})
+                pipe.zcard(key)
+                pipe.expire(key, SOCKETS_TTL_SECONDS)
+                _, _, count, _ = await pipe.execute()
+        except (aioredis.RedisError, OSError) as error:
+            log.warning("could not count the sockets of %s: %s", owner, error)
+            return None
+        return count
+
+    async def uncount_socket(self, socket: str) -> None:
+        """The socket is closed (again is harmless)."""
+        owner = self.sockets.pop(socket, None)
+        if owner is not None:
+            with contextlib.suppress(aioredis.RedisError, OSError):
+                await _client().zrem(sockets_key(owner), socket)
+
+    async def _keep_sockets_counted(self) -> None:
+        while self.sockets:
+            await asyncio.sleep(SOCKETS_REFRESH_SECONDS)
+            now = time.time()
+            try:
+                async with _client().pipeline(transaction=False) as pipe:
+                    for socket, owner in list(self.sockets.items()):
+                        pipe.zadd(sockets_key(owner), {socket: now})
+                        pipe.expire(sockets_key(owner), SOCKETS_TTL_SECONDS)
+                    await pipe.execute()
+            except (aioredis.RedisError, OSError) as error:  # tried again at the next refresh
+                log.warning("could not mark the open sockets open: %s", error)
 
     async def _read_forever(self) -> None:
         failures = 0

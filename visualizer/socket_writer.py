@@ -15,11 +15,16 @@ three ways, the process's `mode`:
   written. This needs the private names in PRIVATE_NAMES, so it is used only with the
   versions in TESTED_VERSIONS, after a probe of the first socket finds every name.
 - `prepared`: autobahn's public `sendPreparedMessage` for each socket.
-- `asgi`: no writer; consumers send through the ASGI `send`.
+- `asgi`: consumers send through the ASGI `send`.
 
 The setting SOCKET_WRITES picks the mode to start with. Any unexpected error moves the
 whole process one mode down, with one log line, and the message goes out that way: an
 upgrade of daphne, Twisted or autobahn can cost speed, never a frozen board.
+
+In every mode the writer also tells how many bytes Twisted holds for its socket, unsent
+(`backlog`): a reader that does not keep up is skipped boards, then closed
+(visualizer/delivery.py), instead of growing daphne's memory without bound. Twisted has
+no public name for it, so it is read only with the TESTED_VERSIONS, after the probe.
 Everything here runs on daphne's one event loop thread, as Twisted's own writes do.
 """
 
@@ -53,7 +58,15 @@ TESTED_VERSIONS = {
 PRIVATE_NAMES = {
     "protocol": ("_perMessageCompress", "send_queue"),
     "prepared": ("payloadHybi",),
-    "transport": ("socket", "TLS", "_writeDisconnected", "dataBuffer", "_tempDataBuffer"),
+    "transport": (
+        "socket",
+        "TLS",
+        "_writeDisconnected",
+        "dataBuffer",
+        "_tempDataBuffer",
+        "offset",
+        "_tempDataLen",
+    ),
 }
 # The documented names read on the same objects.
 PUBLIC_NAMES = {
@@ -70,6 +83,8 @@ class Writes:
         self.mode: str | None = None  # read from the settings on first use
         self.probed = False
         self.announced = False
+        # Whether Twisted's buffers can be read here: the probe's verdict, until a read fails.
+        self.buffers_readable = False
 
     def current(self) -> str:
         """The mode now."""
@@ -93,12 +108,22 @@ class Writes:
         log.warning("%s: live stream frames now go %s", reason, _WAYS[self.mode])
 
     def probe(self, protocol: WebSocketProtocol) -> None:
-        """Check once, on the first socket, that direct writes can work here."""
-        if self.probed or self.current() != "direct":
+        """Check once, on the first socket, that direct writes and backlogs can work here."""
+        if self.probed:
             return
         self.probed = True
-        if reason := _unsupported(protocol):
+        mode, reason = self.current(), _unsupported(protocol)
+        self.buffers_readable = not reason
+        if reason and mode == "direct":
             self.fall_back(reason)
+        if reason:
+            log.warning("%s: slow live viewers are not detected", reason)
+
+    def cannot_read_buffers(self, reason: str) -> None:
+        """Stop reading Twisted's buffers, for the whole process."""
+        if self.buffers_readable:
+            self.buffers_readable = False
+            log.warning("%s: slow live viewers are no longer detected", reason)
 
 
 _WAYS = {
@@ -167,6 +192,18 @@ class SocketWriter:
                 writes.fall_back(f"sendPreparedMessage failed ({type(error).__name__}: {error})")
         return False
 
+    def backlog(self) -> int | None:
+        """Bytes of this socket's messages that Twisted holds, not yet taken by the kernel:
+        how far behind its reader is (None where that cannot be read)."""
+        if not writes.buffers_readable:
+            return None
+        transport = self.protocol.transport
+        try:
+            return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+        except Exception as error:  # a changed Twisted: no detection, never a crash
+            writes.cannot_read_buffers(f"reading a socket's backlog failed ({error!r})")
+            return None
+
     def _write_prepared(self, message: Envelope) -> None:
         protocol = self.protocol
         if protocol.state == WebSocketProtocol.STATE_OPEN:
@@ -234,7 +271,7 @@ class SocketWriterMiddleware:
         self.inner = inner
 
     async def __call__(self, scope: dict, receive: object, send: object) -> None:
-        writer = writer_for(send) if writes.current() != "asgi" else None
+        writer = writer_for(send)
         if writer is not None:
             writes.probe(writer.protocol)
             scope = {**scope, SCOPE_KEY: writer}

@@ -8,6 +8,7 @@ window.TetrisTrainer = window.TetrisTrainer || {};
 (function (ns) {
   const RECONNECT_FIRST_MS = 500;
   const RECONNECT_MAX_MS = 4000; // so viewers are back within 5 s of a restarted server
+  const TOO_MANY_RETRY_MS = 30000; // past the per-user socket cap (4429)
 
   // The labels of the connection indicator; a page may word "reconnecting" its own way.
   const LABELS = { connecting: "connecting…", live: "live", reconnecting: "reconnecting…" };
@@ -53,6 +54,10 @@ window.TetrisTrainer = window.TetrisTrainer || {};
         } else if (event.code === LiveSocket.CLOSE_FORBIDDEN) {
           this.setState("offline", "no access");
           this.call("onForbidden", event);
+        } else if (event.code === LiveSocket.CLOSE_TOO_MANY) {
+          // Too many open views for this account: try again slowly, saying why.
+          this.setState("reconnecting", "too many open views", TOO_MANY_RETRY_MS);
+          this.reconnectTimer = window.setTimeout(() => this.connect(), TOO_MANY_RETRY_MS);
         } else {
           this.scheduleReconnect();
         }
@@ -113,6 +118,7 @@ window.TetrisTrainer = window.TetrisTrainer || {};
 
   LiveSocket.CLOSE_UNAUTHENTICATED = 4401;
   LiveSocket.CLOSE_FORBIDDEN = 4403;
+  LiveSocket.CLOSE_TOO_MANY = 4429;
 
   ns.LiveSocket = LiveSocket;
 })(window.TetrisTrainer);

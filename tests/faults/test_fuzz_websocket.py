@@ -219,5 +219,7 @@ def test_a_flood_is_answered_in_full_while_other_viewers_are_served(
     replies = asyncio.run(scenario())
     assert len(replies) == FLOOD
     assert all(reply["type"] == "error" and has_words(reply["error"]) for reply in replies)
+    # Each `stop` is refused for this viewer, or, past the command rate, ignored unread.
     may_not_stop = [reply["error"] for reply in replies[4 :: len(kinds)]]
-    assert all(error == may_not_stop[0] for error in may_not_stop), set(may_not_stop)
+    refusals = {error for error in may_not_stop if not error.startswith("too many commands")}
+    assert len(refusals) == 1, refusals

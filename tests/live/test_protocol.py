@@ -6,6 +6,7 @@ import pytest
 
 from live.protocol import (
     CLOSE_FORBIDDEN,
+    CLOSE_TOO_MANY,
     CLOSE_UNAUTHENTICATED,
     AccessChanged,
     Envelope,
@@ -72,6 +73,7 @@ def test_the_pages_know_the_same_close_codes() -> None:
     assert codes == {
         "CLOSE_UNAUTHENTICATED": str(CLOSE_UNAUTHENTICATED),
         "CLOSE_FORBIDDEN": str(CLOSE_FORBIDDEN),
+        "CLOSE_TOO_MANY": str(CLOSE_TOO_MANY),
     }
 
 

@@ -4,6 +4,7 @@ and the stream from the bridge, in this process, on the test Redis (no daphne)."
 import asyncio
 import json
 import time
+from importlib import import_module
 
 import pytest
 import redis
@@ -11,11 +12,14 @@ from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
+from django.contrib.sessions.backends.base import SessionBase
+from django.test import Client
 
 from live import bridge
 from live.names import overlay_key, run_group
 from live.protocol import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED, Frame, RunStatus
 from trainer import services
+from trainer.models import Run
 from visualizer.hub import hub
 from visualizer.routing import websocket_urlpatterns
 
@@ -27,10 +31,19 @@ def run_scenario(scenario: object) -> object:
     return asyncio.run(asyncio.wait_for(scenario, 60))
 
 
+def signed_in_session(user: object) -> SessionBase:
+    """A session that signs `user` in, as the browser's cookie would bring it."""
+    client = Client()
+    client.force_login(user)
+    return import_module(settings.SESSION_ENGINE).SessionStore(client.session.session_key)
+
+
 async def connect(user: object, path: str) -> tuple[WebsocketCommunicator, dict | int]:
     """A socket for `user`, and its first message, or the code it was closed with."""
     communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns), path)
     communicator.scope["user"] = user
+    if user.is_authenticated:
+        communicator.scope["session"] = await asyncio.to_thread(signed_in_session, user)
     connected, _ = await communicator.connect(timeout=10)
     assert connected
     first = await communicator.receive_output(timeout=10)
@@ -174,3 +187,71 @@ def test_the_overlay_key_lives_while_a_viewer_keeps_it_on_and_ends_after(
 
     kept, after_leaving = run_scenario(scenario())
     assert kept and not after_leaving
+
+
+def sign_out_elsewhere(session: SessionBase) -> None:
+    """The session ends, as a sign-out in the browser ends it."""
+    session.delete()
+
+
+@pytest.mark.parametrize(
+    ("revoke", "expected"),
+    [("sign-out", CLOSE_UNAUTHENTICATED), ("staff demotion", CLOSE_FORBIDDEN)],
+)
+def test_a_stop_from_a_viewer_who_lost_access_is_refused_at_once(
+    user: object,
+    other_user: object,
+    monkeypatch: pytest.MonkeyPatch,
+    revoke: str,
+    expected: int,
+) -> None:
+    from visualizer import consumers
+
+    # No periodic check in time: the command itself must find that access is gone.
+    monkeypatch.setattr(consumers, "ACCESS_RECHECK_SECONDS", 60)
+    other_user.is_staff = True
+    other_user.save()
+    run = services.run_create(owner=user, name="not yours to stop")  # private, queued
+
+    async def scenario() -> dict:
+        socket, snapshot = await connect(other_user, f"/ws/runs/{run.pk}/")
+        assert snapshot["run"]["can_stop"] is True
+        if revoke == "sign-out":
+            await asyncio.to_thread(sign_out_elsewhere, socket.scope["session"])
+        else:
+            await asyncio.to_thread(
+                type(other_user).objects.filter(pk=other_user.pk).update, is_staff=False
+            )
+        await socket.send_to(text_data='{"command": "stop"}')
+        return await socket.receive_output(timeout=10)
+
+    assert run_scenario(scenario()) == {"type": "websocket.close", "code": expected}
+    run.refresh_from_db()
+    assert run.status == Run.Status.QUEUED, "the stop went through"
+
+
+def test_commands_past_the_rate_limit_get_an_error_and_are_ignored(user: object) -> None:
+    from visualizer.consumers import MAX_COMMANDS_PER_SECOND
+
+    run = services.run_create(owner=user, name="pressed")
+    burst = 2 * MAX_COMMANDS_PER_SECOND
+
+    async def scenario() -> tuple[list[str], dict]:
+        socket, _ = await connect(user, f"/ws/runs/{run.pk}/")
+        try:
+            for _ in range(burst):
+                await socket.send_to(text_data='{"command": "dance"}')
+            replies = [(await socket.receive_json_from(timeout=10))["error"] for _ in range(burst)]
+            await asyncio.sleep(1.0)  # the budget refills: commands are done again
+            await socket.send_to(text_data='{"command": "dance"}')
+            return replies, await socket.receive_json_from(timeout=10)
+        finally:
+            await socket.disconnect()
+
+    replies, later = run_scenario(scenario())
+    done = [reply for reply in replies if "unknown command" in reply]
+    ignored = [reply for reply in replies if "too many commands" in reply]
+    # A burst of the limit is done (the budget refills a little while they are sent).
+    assert MAX_COMMANDS_PER_SECOND <= len(done) < burst
+    assert len(done) + len(ignored) == burst
+    assert "unknown command" in later["error"]

@@ -1,7 +1,7 @@
 """What a viewer is sent of its group's stream while its snapshot is read, and after."""
 
 from live.protocol import Envelope
-from visualizer.delivery import ViewerStream
+from visualizer.delivery import Pace, ReaderPace, ViewerStream
 
 
 def board(published: float) -> Envelope:
@@ -59,3 +59,21 @@ def test_what_is_held_is_bounded() -> None:
     for n in range(10):
         stream.offer(metrics(n))
     assert drain(stream) == ["metrics 0", "metrics 1", "metrics 2"]
+
+
+def test_a_reader_with_anything_unsent_is_skipped_boards_but_not_other_messages() -> None:
+    pace = ReaderPace(max_backlog=1000, max_seconds=3.0)
+    assert pace.pace(board(1.0), 0, now=0.0) is Pace.SEND
+    assert pace.pace(board(2.0), 10, now=0.1) is Pace.SKIP
+    assert pace.pace(metrics(1), 10, now=0.2) is Pace.SEND
+    assert pace.pace(board(3.0), None, now=0.3) is Pace.SEND, "not known: sent"
+
+
+def test_a_reader_far_behind_for_long_is_closed_and_one_that_catches_up_is_not() -> None:
+    pace = ReaderPace(max_backlog=1000, max_seconds=3.0)
+    assert pace.pace(metrics(1), 5000, now=10.0) is Pace.SEND
+    assert pace.pace(metrics(2), 5000, now=12.9) is Pace.SEND
+    assert pace.pace(metrics(3), 500, now=13.0) is Pace.SEND, "caught up a little: again"
+    assert pace.pace(metrics(4), 5000, now=14.0) is Pace.SEND
+    assert pace.pace(board(5.0), 5000, now=16.9) is Pace.SKIP
+    assert pace.pace(metrics(5), 5000, now=17.0) is Pace.CLOSE

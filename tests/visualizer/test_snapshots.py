@@ -4,6 +4,8 @@ all get the whole stored history."""
 
 import asyncio
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -81,12 +83,24 @@ def test_a_snapshot_splices_the_encoded_parts_into_one_json_message() -> None:
     }
 
 
+@pytest.fixture(scope="module")
+def wall_daphne(stack_env: dict[str, str], stack_dir: Path) -> Iterator[stack.Service]:
+    """A daphne for a lab's wall of screens, all signed in as one user: no cap on the
+    sockets one user may open (MAX_SOCKETS_PER_USER=0)."""
+    env = {**stack_env, "MAX_SOCKETS_PER_USER": "0"}
+    service = stack.start_daphne(
+        env, port=stack.free_port(), log_path=stack_dir / "wall-daphne.log"
+    )
+    yield service
+    service.stop(grace=5)
+
+
 @pytest.mark.stack
 @pytest.mark.django_db(transaction=True)
 def test_viewers_opening_a_run_at_once_all_get_its_whole_history(
-    live_daphne: stack.Service,
+    wall_daphne: stack.Service,
 ) -> None:
-    daphne = live_daphne
+    daphne = wall_daphne
     session, run_id = session_and_run("wall")
     Metric.objects.bulk_create(
         Metric(
@@ -131,7 +145,7 @@ async def publish_board(run_id: int, seq: int) -> None:
 @pytest.mark.stack
 @pytest.mark.django_db(transaction=True)
 def test_viewers_joining_a_streaming_run_get_no_board_older_than_their_snapshot(
-    live_daphne: stack.Service,
+    wall_daphne: stack.Service,
 ) -> None:
     session, run_id = session_and_run("crowd-while-streaming")
 
@@ -143,7 +157,7 @@ def test_viewers_joining_a_streaming_run_get_no_board_older_than_their_snapshot(
             await asyncio.sleep(0.002)
 
     async def watch(path: str) -> tuple[int, list[int]]:
-        socket = await open_socket(live_daphne.url, path, session=session)
+        socket = await open_socket(wall_daphne.url, path, session=session)
         try:
             snapshot = await receive_json(socket, timeout=60)
             assert snapshot["type"] == "snapshot"

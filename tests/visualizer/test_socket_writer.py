@@ -243,3 +243,33 @@ def test_the_direct_mode_lists_every_private_name_it_reads_and_the_pins_it_was_t
     )
     for package, tested in socket_writer.TESTED_VERSIONS.items():
         assert pins.get(package) in tested, f"{package} is pinned to a version not tested"
+
+
+def test_the_backlog_is_what_twisted_holds_unsent(
+    open_socket_pair: tuple, fresh_writes: object
+) -> None:
+    writer, transport, peer = open_socket_pair
+    fresh_writes.probe(writer.protocol)
+    assert writer.backlog() == 0
+    small, big = _envelope("frame"), _envelope("b" * 4_000_000)  # more than sockets hold
+    writer.write(small)  # straight to the socket: nothing held
+    assert writer.backlog() == 0
+    writer.write(big)
+    on_the_wire = _received(peer)
+    sent = len(prepared_frame(small).payloadHybi) + len(prepared_frame(big).payloadHybi)
+    held = writer.backlog()
+    assert 0 < held == sent - len(on_the_wire)
+    transport.doWrite()  # the peer read: Twisted writes what the socket takes now
+    assert writer.backlog() < held
+
+
+def test_with_untested_versions_the_backlog_is_not_read(
+    open_socket_pair: tuple, fresh_writes: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from visualizer import socket_writer
+
+    writer, transport, _peer = open_socket_pair
+    monkeypatch.setattr(socket_writer, "TESTED_VERSIONS", {"Twisted": ("1.0",)})
+    fresh_writes.probe(writer.protocol)
+    transport.write(b"held")
+    assert writer.backlog() is None
