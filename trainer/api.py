@@ -134,6 +134,17 @@ def update_run(request: HttpRequest, run_id: int, body: RunPatch) -> dict:
     )
 
 
+@router.delete(
+    "/runs/{run_id}/", response={204: None, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut}
+)
+def delete_run(request: HttpRequest, run_id: int) -> Status:
+    """Delete a run with its metrics and checkpoint files (owner only; 409 while a worker
+    holds it: stop it first)."""
+    run = selectors.run_for_viewer(request.user, run_id)
+    services.run_delete(run=run, user=request.user)
+    return Status(204, None)
+
+
 @router.post(
     "/runs/{run_id}/stop", response={200: RunOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut}
 )

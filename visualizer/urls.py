@@ -18,6 +18,7 @@ urlpatterns = [
     path("", views.index, name="index"),
     path("runs/new/", views.run_new, name="run-new"),
     path("runs/<int:run_id>/", views.run_detail, name="run-detail"),
+    path("runs/<int:run_id>/delete/", views.run_delete, name="run-delete"),
     path("runs/<int:run_id>/play/", views.run_play, name="run-play"),
     path("runs/<int:run_id>/replay/<slug:kind>/", views.run_replay, name="run-replay"),
     path("play/versus/", views.versus_play, name="versus-play"),

@@ -12,10 +12,10 @@ import redis
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from trainer import plays, selectors, services
-from trainer.models import Checkpoint
+from trainer.models import Checkpoint, InvalidTransition
 from trainer.queues import QueueUnavailable
 from trainer.rl.confidence import score_text
 from trainer.rl.config import ConfigError
@@ -75,6 +75,21 @@ def run_new(request: HttpRequest) -> HttpResponse:
     return render(request, "visualizer/run_new.html", context, status=status)
 
 
+@require_POST
+def run_delete(request: HttpRequest, run_id: int) -> HttpResponse:
+    """Delete a run the user owns, with its metrics and checkpoints; then the run list."""
+    try:
+        run = selectors.run_for_viewer(request.user, run_id)
+        services.run_delete(run=run, user=request.user)
+    except selectors.RunNotFound:
+        raise Http404("run not found") from None
+    except (selectors.NotAllowed, InvalidTransition) as error:
+        status = 403 if isinstance(error, selectors.NotAllowed) else 409
+        context = {"title": "This run cannot be deleted", "message": str(error)}
+        return render(request, "visualizer/unavailable.html", context, status=status)
+    return redirect("index")
+
+
 @require_GET
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     """The live viewer of one run: board, figures, charts and controls."""
@@ -100,6 +115,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         "run": run,
         "page": page,
         "kept_score": score_text(run.best_evaluation),
+        "can_delete": selectors.can_control(request.user, run),
         "checkpoints": checkpoints,
         "best_games": selectors.run_best_games(run),
         "controllers": plays.REFERENCE_CONTROLLERS,

@@ -92,6 +92,8 @@
     badge.className = `badge status-${status}`;
     if (status === "failed") {
       run.error = detail || run.error;
+    } else if (status === "stopped" && detail) {
+      run.error = detail; // how it stopped, when unusual (its worker was killed)
     } else {
       run.error = "";
     }
@@ -103,6 +105,8 @@
     const errorBox = $("run-error");
     errorBox.hidden = !run.error;
     errorBox.querySelector(".message").textContent = run.error;
+    errorBox.querySelector("strong").textContent =
+      status === "failed" ? "The run failed:" : "Note:";
     commandPending = false;
     renderControls();
   }

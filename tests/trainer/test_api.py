@@ -159,3 +159,54 @@ def test_a_wrong_method_answers_json_405_naming_the_allowed_ones(ada: Client) ->
     assert response.status_code == 405
     assert response["Allow"] == "GET"
     assert response.json()["error"] == "DELETE is not allowed here; use GET"
+
+
+def test_owners_delete_their_ended_runs_with_their_files_but_not_running_ones(
+    ada: Client, user: object, other_user: object, settings: object
+) -> None:
+    from pathlib import Path
+
+    from trainer.models import Metric
+
+    ended = services.run_create(owner=user, name="old")
+    ended.mark_running(worker="w", task_id="t")
+    ended.mark_stopped(holder="t")
+    Metric.objects.create(
+        run=ended,
+        episode=1,
+        lines=3,
+        score=0,
+        pieces=9,
+        reward=3.0,
+        placements_per_second=1.0,
+        total_pieces=9,
+        wall_time=1.0,
+    )
+    folder = services.run_media_dir(ended.pk) / "t"
+    folder.mkdir(parents=True)
+    (folder / "checkpoint.pt").write_bytes(b"x")
+    running = services.run_create(owner=user, name="busy")
+    running.mark_running(worker="w", task_id="u")
+    theirs = services.run_create(owner=other_user, name="bob's", visibility="public")
+
+    assert ada.delete(f"/api/runs/{running.pk}/").status_code == 409
+    assert ada.delete(f"/api/runs/{theirs.pk}/").status_code == 403
+    assert ada.delete(f"/api/runs/{ended.pk}/").status_code == 204
+    assert not Run.objects.filter(pk=ended.pk).exists()
+    assert not Metric.objects.filter(run_id=ended.pk).exists()
+    assert not Path(folder).exists()
+    assert Run.objects.filter(pk__in=[running.pk, theirs.pk]).count() == 2
+
+
+def test_the_run_page_deletes_an_ended_run_and_refuses_a_running_one(
+    ada: Client, user: object
+) -> None:
+    ended = services.run_create(owner=user, name="old")
+    ended.request_stop()
+    running = services.run_create(owner=user, name="busy")
+    running.mark_running(worker="w", task_id="u")
+    assert b'id="delete-run"' in ada.get(f"/runs/{ended.pk}/").content
+    refused = ada.post(f"/runs/{running.pk}/delete/")
+    assert refused.status_code == 409 and b"stop it before deleting it" in refused.content
+    assert ada.post(f"/runs/{ended.pk}/delete/").status_code == 302
+    assert not Run.objects.filter(pk=ended.pk).exists()
