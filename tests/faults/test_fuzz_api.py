@@ -57,6 +57,26 @@ def client_errors_say_what_was_wrong(ctx: CheckContext, response: Response, case
     return None
 
 
+# Another user's runs that the fuzzed requests aim at (set by the `run_ids` fixture).
+OTHERS_RUNS: dict[str, int] = {}
+
+
+@schemathesis.check
+def no_access_to_another_users_runs(ctx: CheckContext, response: Response, case: Case) -> None:
+    """Nothing succeeds on another user's private run, and no write on their public one."""
+    if not 200 <= response.status_code < 300:
+        return None
+    path = case.path_parameters if isinstance(case.path_parameters, dict) else {}
+    run_id, method = path.get("run_id"), case.method.upper()
+    assert run_id != OTHERS_RUNS.get("private"), (
+        f"{method} {case.path} answered {response.status_code} on another user's private run"
+    )
+    assert run_id != OTHERS_RUNS.get("public") or method in ("GET", "HEAD"), (
+        f"{method} {case.path} answered {response.status_code}: a write on another user's run"
+    )
+    return None
+
+
 def _runs_to_aim_at(ada: object, bob: object) -> list[int]:
     """Runs in every state the API acts on: the user's own, and another user's."""
     queued = services.run_create(owner=ada, name="queued")
@@ -83,6 +103,7 @@ def _runs_to_aim_at(ada: object, bob: object) -> list[int]:
     )
     public = services.run_create(owner=bob, name="bob's public", visibility="public")
     private = services.run_create(owner=bob, name="bob's private")
+    OTHERS_RUNS.update(public=public.pk, private=private.pk)
     return [queued.pk, stopped.pk, failed.pk, public.pk, private.pk]
 
 
@@ -151,7 +172,11 @@ def test_api_never_fails_and_explains_every_client_error(
         base_url=live_daphne.url,
         session=signed_in,
         timeout=10,
-        checks=[not_a_server_error, client_errors_say_what_was_wrong],
+        checks=[
+            not_a_server_error,
+            client_errors_say_what_was_wrong,
+            no_access_to_another_users_runs,
+        ],
     )
 
 
