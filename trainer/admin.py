@@ -1,21 +1,34 @@
-"""The admin is the run history: list, filter, stop, resume, clone, export; each run's
-checkpoints, best games and evaluations; every evaluation, read-only."""
+"""The admin is the run history: list, filter, stop, resume, clone, export, delete; each
+run's checkpoints, best games and evaluations; every evaluation, read-only.
+
+Every change goes through the services, as the API's do: a delete is `run_delete` (it
+refuses a run a worker holds and removes the checkpoint files), a visibility change is
+`run_set_visibility` (viewers who lost access are cut off), and a config is validated as
+`TrainConfig`. Django's model permissions (`change_run`, `delete_run`) are the admin's
+own check; past it, the admin acts as the run's owner, whose checks and side effects the
+services apply unchanged.
+"""
 
 from __future__ import annotations
 
-import json
+from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
-from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.contrib.admin.actions import delete_selected as confirm_deletion
+from django.db import transaction
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from trainer import selectors, services
-from trainer.exporting import evaluation_summary, run_export_json
-from trainer.models import BestGame, Checkpoint, Evaluation, InvalidTransition, Run
+from trainer.exporting import evaluation_summary, export_response, runs_json_chunks
+from trainer.models import BestGame, Checkpoint, Evaluation, InvalidTransition, Metric, Run
 from trainer.rl.confidence import score_text
+from trainer.rl.config import ConfigError, TrainConfig
 from trainer.sparkline import HEIGHT, WIDTH, sparkline_points
 
 
@@ -107,8 +120,36 @@ class EvaluationInline(admin.TabularInline):
         return evaluation_score(evaluation)
 
 
+# A config can change only while no worker holds the run or will take it: a stopped or
+# failed run takes its new config when it is resumed. A queued run may be taken at any
+# moment (stop it first); a running one trains with the config it read; a finished one is
+# history. Elsewhere the config is shown read-only.
+CONFIGURABLE = (Run.Status.STOPPED, Run.Status.FAILED)
+
+
+class RunForm(forms.ModelForm):
+    """A run's editable fields; its config is validated as the services validate one."""
+
+    class Meta:
+        model = Run
+        fields = "__all__"
+
+    def clean_config(self) -> dict:
+        """The config as `TrainConfig` reads it (every field filled in), or each bad field."""
+        config = self.cleaned_data["config"]
+        if not isinstance(config, dict):
+            raise forms.ValidationError("must be an object of setting names to values")
+        try:
+            return TrainConfig.from_dict(config).to_dict()
+        except ConfigError as error:
+            raise forms.ValidationError(
+                [f"{name}: {message}" for name, message in error.errors.items()]
+            ) from None
+
+
 @admin.register(Run)
 class RunAdmin(admin.ModelAdmin):
+    form = RunForm
     list_display = (
         "id",
         "name",
@@ -132,6 +173,11 @@ class RunAdmin(admin.ModelAdmin):
     show_full_result_count = False
     date_hierarchy = None
     readonly_fields = (
+        "owner",
+        "algorithm",
+        "preset",
+        "seed",
+        "queued_at",
         "status",
         "task_id",
         "worker",
@@ -152,7 +198,7 @@ class RunAdmin(admin.ModelAdmin):
     )
     exclude = ("curve", "best_evaluation")
     inlines = [CheckpointInline, BestGameInline, EvaluationInline]
-    actions = ["stop_runs", "resume_runs", "clone_runs", "export_runs"]
+    actions = ["stop_runs", "resume_runs", "clone_runs", "export_runs", "delete_selected"]
 
     @admin.display(description="recent lines", ordering="recent_mean_lines")
     def recent_lines(self, run: Run) -> str:
@@ -171,6 +217,72 @@ class RunAdmin(admin.ModelAdmin):
     @admin.display(description="lines per game")
     def curve_image(self, run: Run) -> SafeString:
         return sparkline_svg(run.curve)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # A run starts through the services (validated, then queued), from the pages, the
+        # API or `manage.py train`; a row added here would wait for a worker forever.
+        return False
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Run | None = None) -> tuple:
+        if obj is not None and obj.status not in CONFIGURABLE:
+            return (*self.readonly_fields, "config")
+        return self.readonly_fields
+
+    def save_model(self, request: HttpRequest, obj: Run, form: RunForm, change: bool) -> None:
+        changed = set(form.changed_data)
+        fields = [name for name in ("name", "config") if name in changed]
+        if "config" in changed:
+            obj.algorithm, obj.seed = obj.config["algorithm"], obj.config["seed"]
+            fields += ["algorithm", "seed"]
+        if fields:
+            obj.save(update_fields=fields)
+        if "visibility" in changed:
+            services.run_set_visibility(run=obj, user=obj.owner, visibility=obj.visibility)
+
+    def get_deleted_objects(
+        self, objs: QuerySet[Run] | list[Run], request: HttpRequest
+    ) -> tuple[list[str], dict[str, int], set[str], list[str]]:
+        # Counted, not listed: Django would load and list each of a run's metric rows
+        # (millions), and refuse for want of a permission to delete evaluations, which
+        # the admin never deletes on their own.
+        runs = list(objs)
+        counts = Metric.objects.filter(run__in=runs).values("run").annotate(rows=Count("id"))
+        rows = {entry["run"]: entry["rows"] for entry in counts}
+        listed = [f"{run} ({rows.get(run.pk, 0):,} metric rows)" for run in runs]
+        return listed, {"runs": len(runs), "metric rows": sum(rows.values())}, set(), []
+
+    def delete_model(self, request: HttpRequest, obj: Run) -> None:
+        services.run_delete(run=obj, user=obj.owner)
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except InvalidTransition as error:
+            # Refused before anything was deleted; the log entry is rolled back with it.
+            self.message_user(request, f"not deleted: {error}", messages.ERROR)
+            change = reverse("admin:trainer_run_change", args=[object_id])
+            return HttpResponseRedirect(change)
+
+    @admin.action(description="Delete selected runs", permissions=["delete"])
+    def delete_selected(self, request: HttpRequest, runs: QuerySet[Run]) -> TemplateResponse | None:
+        # Named as Django's own action, which it replaces: its confirmation page posts
+        # back to this name.
+        if not request.POST.get("post"):
+            return confirm_deletion(self, request, runs)
+        deleted = 0
+        for run in runs.select_related("owner"):
+            try:
+                with transaction.atomic():
+                    self.log_deletions(request, [run])
+                    services.run_delete(run=run, user=run.owner)
+                deleted += 1
+            except InvalidTransition as error:
+                self.message_user(request, f"run {run.pk} not deleted: {error}", messages.ERROR)
+        if deleted:
+            self.message_user(request, f"deleted {deleted} run(s)", messages.SUCCESS)
+        return None
 
     def _each(self, request: HttpRequest, runs: QuerySet[Run], action: object, done: str) -> None:
         ok = 0
@@ -196,11 +308,11 @@ class RunAdmin(admin.ModelAdmin):
         self._each(request, runs, services.run_clone, "cloned")
 
     @admin.action(description="Export selected runs (JSON)")
-    def export_runs(self, request: HttpRequest, runs: QuerySet[Run]) -> HttpResponse:
-        data = [run_export_json(run) for run in runs.select_related("owner")]
-        response = HttpResponse(json.dumps(data, default=str), content_type="application/json")
-        response["Content-Disposition"] = 'attachment; filename="runs.json"'
-        return response
+    def export_runs(self, request: HttpRequest, runs: QuerySet[Run]) -> StreamingHttpResponse:
+        chunks = runs_json_chunks(runs.select_related("owner"))
+        return export_response(
+            request, chunks, content_type="application/json", filename="runs.json"
+        )
 
 
 @admin.register(Evaluation)

@@ -10,7 +10,12 @@ from django.http import HttpRequest, StreamingHttpResponse
 from ninja import Field, Router, Schema, Status
 
 from trainer import selectors, services
-from trainer.exporting import evaluation_summary, metrics_csv_lines, run_summary
+from trainer.exporting import (
+    evaluation_summary,
+    export_response,
+    metrics_csv_lines,
+    run_summary,
+)
 from trainer.models import Run
 
 router = Router(tags=["runs"])
@@ -134,9 +139,7 @@ def update_run(request: HttpRequest, run_id: int, body: RunPatch) -> dict:
     )
 
 
-@router.delete(
-    "/runs/{run_id}/", response={204: None, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut}
-)
+@router.delete("/runs/{run_id}/", response={204: None, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut})
 def delete_run(request: HttpRequest, run_id: int) -> Status:
     """Delete a run with its metrics and checkpoint files (owner only; 409 while a worker
     holds it: stop it first)."""
@@ -225,6 +228,9 @@ def start_evaluation(request: HttpRequest, run_id: int, body: EvaluationIn) -> S
 def export_csv(request: HttpRequest, run_id: int) -> StreamingHttpResponse:
     """Every metric row of the run as CSV."""
     run = selectors.run_for_viewer(request.user, run_id)
-    response = StreamingHttpResponse(metrics_csv_lines(run), content_type="text/csv")
-    response["Content-Disposition"] = f'attachment; filename="run-{run.pk}-metrics.csv"'
-    return response
+    return export_response(
+        request,
+        metrics_csv_lines(run),
+        content_type="text/csv",
+        filename=f"run-{run.pk}-metrics.csv",
+    )

@@ -15,6 +15,7 @@ from trainer.exporting import (
     comparison_csv_lines,
     comparison_json_chunks,
     evaluation_summary,
+    export_response,
     run_summary,
 )
 from trainer.models import Run
@@ -99,9 +100,12 @@ def compare_export_csv(
 ) -> StreamingHttpResponse:
     """Every metric row of the compared runs as one CSV, a run_id column first."""
     chosen = compared_runs(request, runs)
-    response = StreamingHttpResponse(comparison_csv_lines(chosen), content_type="text/csv")
-    response["Content-Disposition"] = f'attachment; filename="{_file_stem(chosen)}.csv"'
-    return response
+    return export_response(
+        request,
+        comparison_csv_lines(chosen),
+        content_type="text/csv",
+        filename=f"{_file_stem(chosen)}.csv",
+    )
 
 
 @router.get("/compare/export.json", response={200: None, 400: FieldErrorsOut, 404: ErrorOut})
@@ -110,11 +114,12 @@ def compare_export_json(
 ) -> StreamingHttpResponse:
     """The compared runs and every metric row of each, as JSON."""
     chosen = compared_runs(request, runs)
-    response = StreamingHttpResponse(
-        comparison_json_chunks(chosen), content_type="application/json"
+    return export_response(
+        request,
+        comparison_json_chunks(chosen),
+        content_type="application/json",
+        filename=f"{_file_stem(chosen)}.json",
     )
-    response["Content-Disposition"] = f'attachment; filename="{_file_stem(chosen)}.json"'
-    return response
 
 
 def _file_stem(runs: list[Run]) -> str:

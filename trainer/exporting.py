@@ -1,5 +1,10 @@
 """Runs' histories as CSV, JSON or TensorBoard event files, for the API, the admin and
-`manage.py export`."""
+`manage.py export`, and the responses that stream them (and checkpoint files) from daphne.
+
+An export is a generator of text chunks, each made by one query of `PAGE_ROWS` rows; the
+same generator feeds a file, a WSGI response and, a chunk at a time in a worker thread,
+an ASGI one (`streamed`). Memory stays a page deep whatever the export's size.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +12,23 @@ import csv
 import io
 import json
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from pathlib import Path
+
+from asgiref.sync import sync_to_async
+from django.core.handlers.asgi import ASGIRequest
+from django.http import HttpRequest, StreamingHttpResponse
 
 from trainer.models import BestGame, Checkpoint, Evaluation, Metric, Run
 from trainer.rl.events import SCORE_FIELDS
 from trainer.selectors import METRIC_FIELDS
 
 CSV_COLUMNS = (*METRIC_FIELDS, "extra")
+EPISODE = CSV_COLUMNS.index("episode")
 COMPARISON_CSV_COLUMNS = ("run_id", "run_name", *CSV_COLUMNS)
-# Lines of CSV (or rows of JSON) per chunk of a streamed comparison: few, large writes.
-CHUNK_ROWS = 1000
+# Metric rows per query, and per chunk, of an export: a few MB of memory at most, and
+# few, large writes.
+PAGE_ROWS = 1000
 # TensorBoard tags of the metric columns, namespaced like the training loop's own names;
 # `extra` figures keep their names ("charts/lr", "cem/noise").
 TENSORBOARD_TAGS = {
@@ -32,25 +43,71 @@ TENSORBOARD_TAGS = {
 }
 
 
+def export_response(
+    request: HttpRequest, chunks: Iterator[str], *, content_type: str, filename: str
+) -> StreamingHttpResponse:
+    """An attachment of `chunks`, streamed to the client as they are made."""
+    response = StreamingHttpResponse(chunks, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return streamed(request, response)
+
+
+def streamed(request: HttpRequest, response: StreamingHttpResponse) -> StreamingHttpResponse:
+    """The response, made to stream under ASGI too.
+
+    Django's ASGI handler reads a synchronous iterator to its end before it sends a byte
+    (a whole export in daphne's memory); given an asynchronous one, it sends each chunk
+    as it comes. The WSGI handler and the test client want the synchronous one.
+    """
+    if isinstance(request, ASGIRequest) and not response.is_async:
+        response.streaming_content = each_in_thread(response.streaming_content)
+    return response
+
+
+async def each_in_thread(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """The chunks, each made in the request's own thread (its queries, its file reads)
+    while daphne's event loop serves everything else."""
+    make = sync_to_async(next, thread_sensitive=True)
+    while (chunk := await make(chunks, None)) is not None:
+        yield chunk
+
+
+def metric_pages(run_id: int) -> Iterator[list[tuple]]:
+    """The run's metric rows (`CSV_COLUMNS`) in episode order, `PAGE_ROWS` at a time.
+
+    Each page is one query that starts after the last episode of the one before (a run
+    has each episode once), so nothing is held between pages: no cursor, and no read
+    transaction that would keep SQLite's log from being checkpointed during a long
+    download.
+    """
+    rows = Metric.objects.filter(run_id=run_id).order_by("episode").values_list(*CSV_COLUMNS)
+    after = None
+    while True:
+        page = list((rows if after is None else rows.filter(episode__gt=after))[:PAGE_ROWS])
+        if page:
+            yield page
+        if len(page) < PAGE_ROWS:
+            return
+        after = page[-1][EPISODE]
+
+
 def metrics_csv_lines(run: Run) -> Iterator[str]:
-    """The run's metrics as CSV text, a line at a time (streams millions of rows)."""
-    rows = Metric.objects.filter(run=run).order_by("episode").values_list(*CSV_COLUMNS)
-    return _csv_lines(CSV_COLUMNS, rows.iterator(chunk_size=5000))
+    """The run's metrics as CSV text, a page of rows per chunk (streams millions of rows)."""
+    return _csv_chunks(CSV_COLUMNS, metric_pages(run.pk))
 
 
 def comparison_csv_lines(runs: list[Run]) -> Iterator[str]:
     """Every metric row of the runs as one CSV, run by run, with run_id and run_name first."""
 
-    def rows() -> Iterator[tuple]:
+    def pages() -> Iterator[list[tuple]]:
         for run in runs:
-            metrics = Metric.objects.filter(run=run).order_by("episode")
-            for row in metrics.values_list(*CSV_COLUMNS).iterator(chunk_size=5000):
-                yield (run.pk, run.name, *row)
+            for page in metric_pages(run.pk):
+                yield [(run.pk, run.name, *row) for row in page]
 
-    return _chunks(_csv_lines(COMPARISON_CSV_COLUMNS, rows()))
+    return _csv_chunks(COMPARISON_CSV_COLUMNS, pages())
 
 
-def _csv_lines(header: Iterable[str], rows: Iterable[Iterable[object]]) -> Iterator[str]:
+def _csv_chunks(header: Sequence[str], pages: Iterable[list[tuple]]) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
 
@@ -62,8 +119,8 @@ def _csv_lines(header: Iterable[str], rows: Iterable[Iterable[object]]) -> Itera
 
     writer.writerow(header)
     yield take()
-    for row in rows:
-        writer.writerow([spreadsheet_safe(cell) for cell in row])
+    for page in pages:
+        writer.writerows([spreadsheet_safe(cell) for cell in row] for row in page)
         yield take()
 
 
@@ -77,17 +134,6 @@ def spreadsheet_safe(cell: object) -> object:
     if isinstance(cell, str) and cell.startswith(FORMULA_STARTS):
         return "'" + cell
     return cell
-
-
-def _chunks(pieces: Iterable[str]) -> Iterator[str]:
-    batch: list[str] = []
-    for piece in pieces:
-        batch.append(piece)
-        if len(batch) >= CHUNK_ROWS:
-            yield "".join(batch)
-            batch = []
-    if batch:
-        yield "".join(batch)
 
 
 def run_summary(run: Run) -> dict:
@@ -180,26 +226,33 @@ def checkpoint_summary(checkpoint: Checkpoint) -> dict:
     }
 
 
-def run_export_json(run: Run) -> dict:
-    """The run and every metric row."""
-    rows = Metric.objects.filter(run=run).order_by("episode").values(*CSV_COLUMNS)
-    return {"run": run_summary(run), "metrics": list(rows.iterator(chunk_size=5000))}
+def run_json_chunks(run: Run) -> Iterator[str]:
+    """`{"run": ..., "metrics": [...]}`: the run and every metric row, as JSON text in
+    chunks, a row per line."""
+    yield f'{{"run": {json.dumps(run_summary(run), default=str)},\n"metrics": ['
+    for number, page in enumerate(metric_pages(run.pk)):
+        rows = ",\n".join(
+            json.dumps(dict(zip(CSV_COLUMNS, row, strict=True)), default=str) for row in page
+        )
+        yield ("," if number else "") + "\n" + rows
+    yield "\n]}"
+
+
+def runs_json_chunks(runs: Iterable[Run]) -> Iterator[str]:
+    """`[{"run": ..., "metrics": [...]}, ...]`, each run as `run_json_chunks` writes it."""
+    yield "["
+    for index, run in enumerate(runs):
+        if index:
+            yield ",\n"
+        yield from run_json_chunks(run)
+    yield "]\n"
 
 
 def comparison_json_chunks(runs: list[Run]) -> Iterator[str]:
-    """`{"runs": [{"run": ..., "metrics": [...]}, ...]}` as text, in chunks (any size)."""
-
-    def pieces() -> Iterator[str]:
-        yield '{"runs": ['
-        for index, run in enumerate(runs):
-            yield f'{"," if index else ""}{{"run": {json.dumps(run_summary(run))}, "metrics": ['
-            rows = Metric.objects.filter(run=run).order_by("episode").values(*CSV_COLUMNS)
-            for number, row in enumerate(rows.iterator(chunk_size=5000)):
-                yield ("," if number else "") + json.dumps(row, default=str)
-            yield "]}"
-        yield "]}\n"
-
-    return _chunks(pieces())
+    """`{"runs": [{"run": ..., "metrics": [...]}, ...]}` as JSON text in chunks."""
+    yield '{"runs": '
+    yield from runs_json_chunks(runs)
+    yield "}\n"
 
 
 def tensorboard_scalars(row: dict) -> dict[str, float]:

@@ -226,14 +226,24 @@ def run_clone(*, run: Run, user: AbstractBaseUser, name: str | None = None) -> R
 def run_delete(*, run: Run, user: AbstractBaseUser) -> None:
     """Delete a run that no worker holds, with its metrics and checkpoint files."""
     ensure_can_control(user, run)
-    if run.status in (Run.Status.RUNNING, Run.Status.STOPPING):
-        raise InvalidTransition(f"run {run.pk} is {run.status}: stop it before deleting it")
     folder = run_media_dir(run.pk)
-    checkpoints = list(Checkpoint.objects.filter(run=run))
-    run.delete()
-    for checkpoint in checkpoints:
-        checkpoint_files.delete(checkpoint)
-    shutil.rmtree(folder, ignore_errors=True)
+    with transaction.atomic():
+        # Locked and checked as it is now, not as this object last saw it: a worker may
+        # have taken the run meanwhile.
+        current = Run.objects.select_for_update().filter(pk=run.pk).first()
+        if current is None:
+            raise RunNotFound(f"run {run.pk} not found")
+        if current.status in Run.HELD:
+            raise InvalidTransition(f"run {run.pk} is {current.status}: stop it before deleting it")
+        checkpoints = list(Checkpoint.objects.filter(run=run))
+        current.delete()
+
+        def remove_files() -> None:  # only once the rows are gone for good
+            for checkpoint in checkpoints:
+                checkpoint_files.delete(checkpoint)
+            shutil.rmtree(folder, ignore_errors=True)
+
+        transaction.on_commit(remove_files)
 
 
 def run_reap(*, stale_after: timedelta = HEARTBEAT_STALE_AFTER) -> list[int]:

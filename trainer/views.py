@@ -5,7 +5,16 @@ from __future__ import annotations
 from django.http import FileResponse, Http404, HttpRequest
 
 from trainer import selectors
+from trainer.exporting import streamed
 from trainer.models import Checkpoint
+from trainer.storage import CHUNK_BYTES
+
+
+class CheckpointFileResponse(FileResponse):
+    """A checkpoint file, read a stored chunk at a time (one query of a database-kept
+    file; under ASGI one hop to the request's thread) rather than FileResponse's 4 KiB."""
+
+    block_size = CHUNK_BYTES
 
 
 def checkpoint_download(request: HttpRequest, run_id: int, checkpoint_id: int) -> FileResponse:
@@ -22,4 +31,4 @@ def checkpoint_download(request: HttpRequest, run_id: int, checkpoint_id: int) -
     except FileNotFoundError:
         raise Http404("checkpoint file is gone") from None
     name = f"run-{run.pk}-episode-{checkpoint.episode}.pt"
-    return FileResponse(handle, as_attachment=True, filename=name)
+    return streamed(request, CheckpointFileResponse(handle, as_attachment=True, filename=name))

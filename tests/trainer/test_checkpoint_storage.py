@@ -105,7 +105,7 @@ def test_a_run_trained_on_one_host_is_downloaded_played_evaluated_and_resumed_on
 
 
 def test_pruned_checkpoints_and_deleted_runs_take_their_stored_files(
-    user: object, tmp_path: Path
+    user: object, tmp_path: Path, django_capture_on_commit_callbacks: object
 ) -> None:
     with host(tmp_path / "b"):
         run = services.run_create(owner=user, name="pruned")
@@ -121,5 +121,6 @@ def test_pruned_checkpoints_and_deleted_runs_take_their_stored_files(
         newest = Checkpoint.objects.filter(run=run).order_by("-episode").first()
         assert newest.file.open("rb").read() == f"version {services.CHECKPOINTS_KEPT + 2}".encode()
         Run.objects.filter(pk=run.pk).update(status=Run.Status.STOPPED)
-        services.run_delete(run=Run.objects.get(pk=run.pk), user=user)
+        with django_capture_on_commit_callbacks(execute=True):
+            services.run_delete(run=Run.objects.get(pk=run.pk), user=user)
         assert not StoredFile.objects.exists() and not StoredFileChunk.objects.exists()

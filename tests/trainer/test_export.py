@@ -1,5 +1,5 @@
 """manage.py export: CSV, JSON, and TensorBoard event files read back with TensorBoard's own
-reader."""
+reader; exports read a page of rows at a time, and stream asynchronously under ASGI."""
 
 import csv
 import io
@@ -10,13 +10,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.test import AsyncClient, Client
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tetris_site import stack
-from trainer import services
-from trainer.exporting import write_tensorboard
+from trainer import exporting, services
+from trainer.exporting import metric_pages, write_tensorboard
 from trainer.models import Metric, Run
 
 pytestmark = pytest.mark.django_db
@@ -193,3 +195,58 @@ def test_web_process_does_not_load_tensorboard() -> None:
         check=True,
     )
     assert result.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("episodes", [6, 7])
+def test_metric_pages_hold_every_row_once_in_episode_order(
+    user: object, monkeypatch: pytest.MonkeyPatch, episodes: int
+) -> None:
+    monkeypatch.setattr(exporting, "PAGE_ROWS", 3)
+    run = services.run_create(owner=user, name="paged")
+    store_episodes(run, episodes)
+    store_episodes(services.run_create(owner=user, name="another"), 4)
+
+    pages = list(metric_pages(run.pk))
+
+    assert [len(page) for page in pages] == [3, 3] + ([1] if episodes == 7 else [])
+    assert [row[0] for page in pages for row in page] == list(range(1, episodes + 1))
+
+
+def test_json_and_csv_exports_of_several_pages_hold_every_row(
+    user: object, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(exporting, "PAGE_ROWS", 2)
+    run = services.run_create(owner=user, name="several pages")
+    store_episodes(run, 5, extra={"charts/lr": 0.5})
+
+    call_command("export", str(run.pk), "--format", "json")
+    body = json.loads(capsys.readouterr().out)
+    call_command("export", str(run.pk), "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+
+    assert [row["episode"] for row in body["metrics"]] == [1, 2, 3, 4, 5]
+    assert body["metrics"][4]["extra"] == {"charts/lr": 0.5}
+    assert [row["episode"] for row in rows] == ["1", "2", "3", "4", "5"]
+
+
+def test_an_export_streams_asynchronously_under_asgi_and_synchronously_under_wsgi(
+    user: object,
+) -> None:
+    run = services.run_create(owner=user, name="either way")
+    store_episodes(run, 3)
+    url = f"/api/compare/export.csv?runs={run.pk}"
+    wsgi = Client()
+    wsgi.force_login(user)
+    asgi = AsyncClient()
+    asgi.force_login(user)
+
+    async def fetch() -> tuple[bool, bytes]:
+        response = await asgi.get(url)
+        return response.is_async, b"".join([part async for part in response.streaming_content])
+
+    is_async, body = async_to_sync(fetch)()
+    response = wsgi.get(url)
+
+    assert is_async and not response.is_async
+    assert body == b"".join(response.streaming_content)
+    assert body.count(b"\n") == 4

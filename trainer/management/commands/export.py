@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 from django.core.management.base import BaseCommand
 
-from trainer.exporting import metrics_csv_lines, run_export_json, write_tensorboard
+from trainer.exporting import metrics_csv_lines, run_json_chunks, write_tensorboard
 from trainer.management.commands._helpers import acting_user, find_run
 from trainer.models import Run
 
@@ -36,12 +35,11 @@ class Command(BaseCommand):
             self.export_tensorboard(run, options["output"])
             return
         out = open(options["output"], "w", newline="") if options["output"] else sys.stdout  # noqa: SIM115
+        chunks = metrics_csv_lines(run) if options["format"] == "csv" else run_json_chunks(run)
         try:
-            if options["format"] == "csv":
-                for line in metrics_csv_lines(run):
-                    out.write(line)
-            else:
-                json.dump(run_export_json(run), out, indent=1, default=str)
+            for chunk in chunks:
+                out.write(chunk)
+            if options["format"] == "json":
                 out.write("\n")
         finally:
             if out is not sys.stdout:
