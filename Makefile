@@ -57,6 +57,7 @@ bench-learning: install-dev
 
 soak: install-dev
 	$(BIN)/python bench/soak.py
+	$(BIN)/python bench/shared_load.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

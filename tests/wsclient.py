@@ -1,7 +1,11 @@
 """A small WebSocket client for tests: signs in through a session cookie, reads JSON."""
 
 import asyncio
+import base64
 import json
+import os
+import socket
+from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -49,3 +53,24 @@ async def open_socket(
 async def receive_json(socket: ClientConnection, timeout: float = 10) -> dict:
     """The next message, decoded."""
     return json.loads(await asyncio.wait_for(socket.recv(), timeout))
+
+
+def never_reading_socket(http_url: str, path: str, session: str) -> socket.socket:
+    """A WebSocket that is opened and then never read: a tiny receive window, and after
+    the handshake's answer nothing is taken from it."""
+    url = urlsplit(http_url)
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.settimeout(10)
+    raw.connect((url.hostname, url.port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    raw.sendall(
+        f"GET {path} HTTP/1.1\r\nHost: {url.netloc}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+        f"Origin: {http_url}\r\nCookie: sessionid={session}\r\n\r\n".encode()
+    )
+    answer = b""
+    while not answer.endswith(b"\r\n\r\n"):  # byte by byte: not one byte past the headers
+        answer += raw.recv(1)
+    assert answer.startswith(b"HTTP/1.1 101"), answer
+    return raw

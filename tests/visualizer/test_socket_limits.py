@@ -4,14 +4,11 @@ MAX_SOCKETS_PER_USER sockets; a reader that never reads costs daphne no memory t
 and is closed once it falls far behind, while the other viewers keep getting frames."""
 
 import asyncio
-import base64
 import json
 import math
-import os
 import socket
 import time
 from collections.abc import Callable
-from urllib.parse import urlsplit
 
 import psutil
 import pytest
@@ -23,7 +20,7 @@ from django.test import Client
 
 from live.names import run_group, stream_channel
 from live.protocol import CLOSE_FORBIDDEN, CLOSE_TOO_MANY, CLOSE_UNAUTHENTICATED, Envelope
-from tests.wsclient import open_socket, receive_json
+from tests.wsclient import never_reading_socket, open_socket, receive_json
 from tetris_site import stack
 from trainer import services
 from trainer.models import Run
@@ -188,27 +185,6 @@ def test_one_socket_past_the_users_cap_is_closed_with_4429_while_another_user_co
     assert code == CLOSE_TOO_MANY
     assert elsewhere["type"] == "snapshot"
     assert again["type"] == "snapshot"
-
-
-def never_reading_socket(http_url: str, path: str, session: str) -> socket.socket:
-    """A WebSocket that is opened and then never read: a tiny receive window, and after
-    the handshake's answer nothing is taken from it."""
-    url = urlsplit(http_url)
-    raw = socket.socket()
-    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    raw.settimeout(10)
-    raw.connect((url.hostname, url.port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    raw.sendall(
-        f"GET {path} HTTP/1.1\r\nHost: {url.netloc}\r\nUpgrade: websocket\r\n"
-        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-        f"Origin: {http_url}\r\nCookie: sessionid={session}\r\n\r\n".encode()
-    )
-    answer = b""
-    while not answer.endswith(b"\r\n\r\n"):  # byte by byte: not one byte past the headers
-        answer += raw.recv(1)
-    assert answer.startswith(b"HTTP/1.1 101"), answer
-    return raw
 
 
 def daphne_holds(daphne: stack.Service, client: socket.socket) -> bool:
