@@ -12,13 +12,16 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from channels.sessions import CookieMiddleware, SessionMiddleware  # noqa: E402
 
+from tetris_site.http_flow import FlowControlMiddleware  # noqa: E402
 from visualizer.crowd import CrowdAuthMiddleware  # noqa: E402
 from visualizer.routing import websocket_urlpatterns  # noqa: E402
 from visualizer.socket_writer import SocketWriterMiddleware  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # Each response goes out no faster than its client reads it, so a slow download
+        # does not pile up in daphne's memory (tetris_site/http_flow.py).
+        "http": FlowControlMiddleware(django_asgi_app),
         # The writer outermost, so it sees daphne's own `send`: the live stream writes
         # frames straight to the sockets (visualizer/socket_writer.py). Inside, Channels'
         # AuthMiddlewareStack, except that a crowd of sockets is signed in together
