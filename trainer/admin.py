@@ -28,7 +28,7 @@ from trainer import selectors, services
 from trainer.exporting import evaluation_summary, export_response, runs_json_chunks
 from trainer.models import BestGame, Checkpoint, Evaluation, InvalidTransition, Metric, Run
 from trainer.rl.confidence import score_text
-from trainer.rl.config import ConfigError, TrainConfig
+from trainer.rl.config import STATE_SHAPING, ConfigError, TrainConfig
 from trainer.sparkline import HEIGHT, WIDTH, sparkline_points
 
 
@@ -140,11 +140,22 @@ class RunForm(forms.ModelForm):
         if not isinstance(config, dict):
             raise forms.ValidationError("must be an object of setting names to values")
         try:
-            return TrainConfig.from_dict(config).to_dict()
+            config = TrainConfig.from_dict(config).to_dict()
         except ConfigError as error:
             raise forms.ValidationError(
                 [f"{name}: {message}" for name, message in error.errors.items()]
             ) from None
+        # A run with a checkpoint resumes from it: what shapes the saved state stays.
+        run = self.instance
+        if run.pk and run.checkpoints.exists():
+            changed = [
+                f"{name}: must stay {run.config.get(name)!r} to resume from its checkpoints"
+                for name in STATE_SHAPING
+                if config.get(name) != run.config.get(name)
+            ]
+            if changed:
+                raise forms.ValidationError(changed)
+        return config
 
 
 @admin.register(Run)

@@ -271,6 +271,23 @@ def test_a_config_change_is_validated_like_a_new_runs(staff: Client, user: objec
     assert run.status == Run.Status.STOPPED
 
 
+def test_a_config_change_that_could_not_resume_from_the_checkpoints_is_refused(
+    staff: Client, user: object
+) -> None:
+    run = stopped(services.run_create(owner=user, name="has a checkpoint"))
+    with_checkpoint_file(run)
+    url = f"/admin/trainer/run/{run.pk}/change/"
+    wider = {**run.config, "hidden_size": run.config["hidden_size"] * 2}
+
+    response = staff.post(url, change_form(run, config=wider))
+
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors["config"]
+    assert any(e.startswith("hidden_size: must stay") for e in errors), errors
+    response = staff.post(url, change_form(run, config={**run.config, "lr": 0.0005}))
+    assert response.status_code == 302  # what does not shape the saved state may change
+
+
 def test_a_running_runs_config_cannot_change(staff: Client, user: object) -> None:
     run = running(services.run_create(owner=user, name="training"))
     url = f"/admin/trainer/run/{run.pk}/change/"

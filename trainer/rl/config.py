@@ -323,6 +323,9 @@ def _attribute_docs(cls: type) -> dict[str, str]:
     return docs
 
 
+# Fields a resumed run must share with its checkpoint: they shape the saved state.
+STATE_SHAPING = ("algorithm", "width", "height", "features", "hidden_size")
+
 PRESETS: dict[str, dict[str, Any]] = {
     # dqn that clears thousands of lines within a couple of minutes on two cores
     # Every preset ends by itself (a run trains until a budget is spent or it is stopped).

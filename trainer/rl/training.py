@@ -7,14 +7,11 @@ from pathlib import Path
 
 from trainer.rl.cem import train_cem
 from trainer.rl.checkpoint import load_checkpoint
-from trainer.rl.config import ConfigError, TrainConfig
+from trainer.rl.config import STATE_SHAPING, ConfigError, TrainConfig
 from trainer.rl.dqn import train_dqn
 from trainer.rl.events import Callback
 from trainer.rl.policies import one_torch_thread
 from trainer.rl.run import RunContext, TrainResult
-
-# Fields a resumed run must share with its checkpoint: they shape the saved state.
-_STATE_SHAPING = ("algorithm", "width", "height", "features", "hidden_size")
 
 
 def train(
@@ -31,7 +28,7 @@ def train(
         saved = resumed["config"]
         errors = {
             name: f"must stay {saved[name]!r} to resume, got {getattr(config, name)!r}"
-            for name in _STATE_SHAPING
+            for name in STATE_SHAPING
             if saved[name] != getattr(config, name)
         }
         if errors:
