@@ -14,7 +14,8 @@ import time
 
 from celery import signals
 
-_CONCURRENCY_ENV = "TETRIS_WORKER_CONCURRENCY"
+from trainer.queues import WORKER_PROCESSES_ENV as _CONCURRENCY_ENV
+from trainer.queues import cores_per_process
 
 
 @signals.worker_init.connect
@@ -33,10 +34,7 @@ def _set_torch_threads(**kwargs: object) -> None:
 
 def torch_threads_per_process(configured: int) -> int:
     """Threads for one worker process: the setting, or the cores shared among processes."""
-    if configured > 0:
-        return configured
-    processes = int(os.environ.get(_CONCURRENCY_ENV, "1"))
-    return max(1, (os.cpu_count() or 1) // max(1, processes))
+    return configured if configured > 0 else cores_per_process()
 
 
 _liveness_stop = threading.Event()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 
 import redis
 from celery import current_app
@@ -24,6 +25,16 @@ PLAY_GAME = "trainer.tasks.play_game"
 EVALUATE_CHUNK = "trainer.tasks.evaluate_chunk"
 
 TRAINING_QUEUE = "training"
+
+# A worker's number of processes, which each of its processes reads from its environment.
+WORKER_PROCESSES_ENV = "TETRIS_WORKER_CONCURRENCY"
+
+
+def cores_per_process() -> int:
+    """This process's share of the machine's cores: all of them outside a worker."""
+    processes = int(os.environ.get(WORKER_PROCESSES_ENV, "1"))
+    return max(1, (os.cpu_count() or 1) // max(1, processes))
+
 
 # How the Redis transport names a queue's lists (one per priority step) and the hash of
 # messages fetched but not yet acknowledged (kombu.transport.redis).

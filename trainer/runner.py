@@ -12,10 +12,8 @@ import threading
 import uuid
 from collections.abc import Sequence
 
-import torch
-
 from live.publisher import RunPublisher
-from trainer import checkpoint_files, services
+from trainer import checkpoint_files, queues, services
 from trainer.errors import error_text, without_paths
 from trainer.lease import RunLease
 from trainer.models import InvalidTransition, Run, RunLost
@@ -32,9 +30,9 @@ def worker_name() -> str:
 
 
 def within_thread_share(config: TrainConfig) -> TrainConfig:
-    """The config with `threads` at most this process's share of the cores (what the worker
-    sized torch's pool to): a run asking for 256 threads cannot crowd out its neighbours."""
-    share = max(1, torch.get_num_threads())
+    """The config with `threads` at most this process's share of the cores: a run asking
+    for 256 threads cannot crowd out its neighbours."""
+    share = queues.cores_per_process()
     if config.threads <= share:
         return config
     log.info(

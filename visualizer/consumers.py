@@ -222,6 +222,10 @@ class StreamConsumer(AsyncWebsocketConsumer):
     handler named after their kind.
     """
 
+    # Everything a socket gets comes through the hub, none through Channels' layer: an alias
+    # that names no layer (get_channel_layer answers None) spares each socket a Redis
+    # subscription, and a socket that opens just after Redis restarted a stale connection.
+    channel_layer_alias = "none: the live stream goes through visualizer.hub"
     stream_group: str | None = None
     stream: ViewerStream | None = None
     overlay = False  # whether this socket's frames carry the policy's options
@@ -486,7 +490,7 @@ class PlayConsumer(StreamConsumer):
         for group in self.run_plays:
             await hub.join(group, self)
         try:
-            await plays.viewer_seen(self.redis, self.token, self.channel_name)
+            await plays.viewer_seen(self.redis, self.token, self.socket_id)
             await self._join()
             status = await plays.last_status(self.redis, self.token)
         except services.LimitReached as error:
@@ -512,14 +516,14 @@ class PlayConsumer(StreamConsumer):
             await hub.leave(group, self)
         if hasattr(self, "redis"):
             with contextlib.suppress(redis.RedisError):
-                await plays.viewer_gone(self.redis, self.token, self.channel_name)
+                await plays.viewer_gone(self.redis, self.token, self.socket_id)
             await self.redis.aclose()
 
     async def _keep_watching(self) -> None:
         while True:
             await asyncio.sleep(plays.VIEWER_REFRESH_SECONDS)
             with contextlib.suppress(redis.RedisError):
-                await plays.viewer_seen(self.redis, self.token, self.channel_name)
+                await plays.viewer_seen(self.redis, self.token, self.socket_id)
 
     @database_sync_to_async
     def _spec(self) -> plays.PlaySpec | None:

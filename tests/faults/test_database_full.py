@@ -29,11 +29,22 @@ class DiskFillsThenFrees(Callback):
             if m.episode == self.full_at:
                 cursor.execute("PRAGMA max_page_count")
                 self.limit_before = cursor.fetchone()[0]
+                # Free pages inside the file are room too: fill them first.
+                cursor.execute("PRAGMA freelist_count")
+                free = cursor.fetchone()[0]
+                cursor.execute("PRAGMA page_size")
+                page_size = cursor.fetchone()[0]
+                cursor.execute("CREATE TABLE fault_filler (b BLOB)")
+                if free:
+                    cursor.execute(
+                        "INSERT INTO fault_filler VALUES (zeroblob(%s))", [free * page_size]
+                    )
                 cursor.execute("PRAGMA page_count")
                 pages = cursor.fetchone()[0]
                 cursor.execute(f"PRAGMA max_page_count = {pages}")  # not one page more
             elif m.episode == self.free_at:
                 cursor.execute(f"PRAGMA max_page_count = {self.limit_before}")
+                cursor.execute("DROP TABLE fault_filler")
 
 
 @pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's page limit is the fault")

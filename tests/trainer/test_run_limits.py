@@ -1,6 +1,7 @@
 """Limits one run lives within on a shared installation: metric rows per second, the size
 of its checkpoints and how often it writes them, its threads, and a finite budget."""
 
+import os
 import time
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from tests.trained_runs import SHORT_CEM
 from trainer import services
 from trainer.lease import RunLease
 from trainer.models import Metric, Run
+from trainer.queues import WORKER_PROCESSES_ENV
 from trainer.recording import RunRecorder
 from trainer.rl.config import PRESETS, TrainConfig
 from trainer.rl.events import Callback, CheckpointInfo, EpisodeMetrics
@@ -88,15 +90,16 @@ def test_checkpoints_that_take_long_to_write_are_written_less_often(tmp_path: Pa
     assert CHECKPOINT_TIME_FACTOR * took > 1.2
 
 
-def test_threads_are_clamped_to_the_process_share_of_the_cores() -> None:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        config = TrainConfig.from_preset("quick", {"threads": 256})
-        assert within_thread_share(config).threads == 1
-        assert within_thread_share(TrainConfig.from_preset("quick", {"threads": 1})).threads == 1
-    finally:
-        torch.set_num_threads(before)
+def test_threads_are_clamped_to_the_process_share_of_the_cores(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A worker of as many processes as the machine has cores: one core each.
+    monkeypatch.setenv(WORKER_PROCESSES_ENV, str(os.cpu_count()))
+    config = TrainConfig.from_preset("quick", {"threads": 256})
+    assert within_thread_share(config).threads == 1
+    monkeypatch.setenv(WORKER_PROCESSES_ENV, "1")  # one process: every core
+    assert within_thread_share(config).threads == os.cpu_count()
+    assert within_thread_share(TrainConfig.from_preset("quick", {"threads": 1})).threads == 1
 
 
 def test_every_preset_has_a_finite_budget() -> None:
