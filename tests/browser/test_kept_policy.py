@@ -34,10 +34,13 @@ BUDGET = {
     "max_minutes": "0",
     "threads": "2",
     "eval_every_pieces": "25000",
+    # A short cap for the periodic and the held-out games alike: a good policy outlives
+    # any cap, and a longer one only makes each evaluation longer.
+    "eval_piece_cap": "2000",
 }
 TRAINING_S = 6 * 60
 EVALUATING_MS = 5 * 60_000
-HELD_OUT_GAMES, HELD_OUT_CAP = 20, 10_000
+HELD_OUT_GAMES, HELD_OUT_CAP = 20, 2_000
 EVALUATIONS_API = re.compile(r"/api/runs/\d+/evaluations$")
 # A score's headline number: its mean, or its 95% lower bound when no game ended.
 HEADLINE = re.compile(r"^(≥ )?([\d,]+(?:\.\d)?) \(95% ")

@@ -76,7 +76,7 @@ def test_a_run_reaped_while_its_worker_lives_stops_and_one_worker_trains_it_afte
 def test_a_hung_loop_that_is_asked_to_stop_is_ended_and_its_worker_takes_the_next_run(
     stack_env: dict, stack_dir: Path, user: object
 ) -> None:
-    timeout = 8  # RUN_STOP_TIMEOUT_SECONDS; 30 by default, shorter to keep the test short
+    timeout = 4  # RUN_STOP_TIMEOUT_SECONDS; 30 by default, shorter to keep the test short
     log = stack_dir / "hang.log"
     worker = stack.start_worker(
         {**stack_env, "RUN_STOP_TIMEOUT_SECONDS": str(timeout), "SWEEP_SECONDS": "1"},

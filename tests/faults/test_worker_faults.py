@@ -99,7 +99,7 @@ def test_a_run_outliving_the_visibility_timeout_is_not_delivered_again(
         _start_on("vt", run)
         wait_for(lambda: status_of(run.pk) == "running", 120, "the run to start")
         started_at = Run.objects.get(pk=run.pk).started_at
-        time.sleep(10)  # five visibility timeouts
+        time.sleep(6)  # three visibility timeouts
         assert sum(deliveries(log, run.task_id) for log in logs) == 1
         assert Run.objects.get(pk=run.pk).started_at == started_at
         services.run_stop(run=Run.objects.get(pk=run.pk), user=user)

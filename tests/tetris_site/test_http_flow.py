@@ -31,7 +31,7 @@ from trainer.storage import CHUNK_BYTES
 # slow client takes it. Unpaced, daphne held what that client had not read: it grew by
 # 56 MB; paced, by 5.3 MB, as much as for a client that reads as fast as it can.
 CHUNKS = 32
-SLOW_BYTES_PER_SECOND = 3 * 2**20
+SLOW_BYTES_PER_SECOND = 6 * 2**20
 GROWTH_BOUND = 8 * 2**20
 
 
