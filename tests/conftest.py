@@ -14,6 +14,11 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.contrib.auth.hashers import (
+    PBKDF2PasswordHasher,
+    get_hashers,
+    get_hashers_by_algorithm,
+)
 from django.db import connection
 
 from live import bridge
@@ -46,6 +51,25 @@ def _media_in_stack_dir(stack_dir: Path) -> None:
     """Checkpoint files where the processes the tests start write them, from the start
     (a storage reads MEDIA_ROOT once, when first used)."""
     settings.MEDIA_ROOT = str(stack_dir / "media")
+
+
+class QuickPBKDF2PasswordHasher(PBKDF2PasswordHasher):
+    """PBKDF2 at one iteration: a test's users cost nothing to create and sign in.
+
+    The hashes it writes name their iteration count, so Django's own PBKDF2 hasher in
+    the processes the tests start (daphne, workers) checks them as they are.
+    """
+
+    iterations = 1
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _quick_password_hashes() -> None:
+    """Hundreds of tests create users: at 0.2 s a hash, minutes of the suite otherwise."""
+    hasher = f"{__name__}.{QuickPBKDF2PasswordHasher.__name__}"
+    settings.PASSWORD_HASHERS = [hasher, *settings.PASSWORD_HASHERS]
+    get_hashers.cache_clear()
+    get_hashers_by_algorithm.cache_clear()
 
 
 @pytest.fixture(scope="session")
