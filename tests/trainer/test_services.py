@@ -78,7 +78,11 @@ def test_running_runs_cannot_be_deleted(user: object) -> None:
     assert not Run.objects.filter(pk=run.pk).exists()
 
 
-def test_reap_fails_runs_with_a_stale_heartbeat_only(user: object) -> None:
+def test_reap_fails_runs_with_a_stale_heartbeat_only(
+    user: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    killed = []  # no worker runs these tasks; the kill is tested with real workers
+    monkeypatch.setattr(services.queues, "terminate", killed.append)
     stale = services.run_create(owner=user, name="stale")
     stale.mark_running(worker="w-dead")
     Run.objects.filter(pk=stale.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=5))
@@ -89,6 +93,7 @@ def test_reap_fails_runs_with_a_stale_heartbeat_only(user: object) -> None:
     assert stale.status == Run.Status.FAILED
     assert stale.error.startswith("worker lost")
     assert Run.objects.get(pk=fresh.pk).status == Run.Status.RUNNING
+    assert killed == [stale.task_id]
 
 
 def _metrics(run: Run, n: int) -> None:
