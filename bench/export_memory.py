@@ -56,6 +56,31 @@ def fill(rows: int) -> list[int]:
     return [run.pk for run in runs]
 
 
+def filled_data_dir(data_dir: Path, rows: int, **environment: str) -> stack.Service:
+    """Set this process up on a SQLite DATA_DIR with `rows` metric rows in two runs (filled
+    once), and its private Redis, which the caller stops; `environment` goes in first."""
+    os.environ.pop("DATABASE_URL", None)
+    os.environ.update(
+        DATA_DIR=str(data_dir), DJANGO_SETTINGS_MODULE="tetris_site.settings", **environment
+    )
+    import django
+
+    from tetris_site.env import prepare_data_dir
+
+    prepare_data_dir(data_dir)
+    redis = stack.start_redis(data_dir, log_path=data_dir / "redis.log")
+    os.environ["REDIS_URL"] = redis.url
+    django.setup()
+    stack.manage("migrate", "--noinput", "-v", "0", env=os.environ)
+    from trainer.models import Metric
+
+    if not Metric.objects.exists():
+        start = time.perf_counter()
+        fill(rows)
+        print(f"filled in {time.perf_counter() - start:.0f}s", file=sys.stderr)
+    return redis
+
+
 def session_of(username: str) -> str:
     """A session cookie of the user, stored where daphne reads it."""
     from django.contrib.auth import get_user_model
@@ -117,24 +142,10 @@ def main() -> None:
     args = parser.parse_args()
 
     data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="export-memory-"))
-    os.environ.pop("DATABASE_URL", None)
-    os.environ.update(DATA_DIR=str(data_dir), DJANGO_SETTINGS_MODULE="tetris_site.settings")
-    import django
-
-    from tetris_site.env import prepare_data_dir
-
-    prepare_data_dir(data_dir)
-    redis = stack.start_redis(data_dir, log_path=data_dir / "redis.log")
-    os.environ["REDIS_URL"] = redis.url
-    django.setup()
+    redis = filled_data_dir(data_dir, args.rows)
     try:
-        stack.manage("migrate", "--noinput", "-v", "0", env=os.environ)
         from trainer.models import Metric, Run
 
-        if not Metric.objects.exists():
-            start = time.perf_counter()
-            fill(args.rows)
-            print(f"filled in {time.perf_counter() - start:.0f}s", file=sys.stderr)
         run_ids = ",".join(
             str(pk) for pk in Run.objects.order_by("pk").values_list("pk", flat=True)
         )

@@ -30,16 +30,17 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.export_memory import download, fill, session_of
+from bench.export_memory import download, filled_data_dir, session_of
 from tests.wsclient import never_reading_socket, open_socket
 from tetris_site import stack
 
 FRAMES_PER_SECOND = 60
 
 
-async def watch(url: str, path: str, session: str, stop: threading.Event) -> list[float]:
-    """A viewer that reads everything: each frame's delay, in seconds."""
-    delays = []
+async def watch(
+    url: str, path: str, session: str, stop: threading.Event, delays: list[float]
+) -> None:
+    """A viewer that reads everything: appends each frame's delay, in seconds, as it comes."""
     socket = await open_socket(url, path, session=session)
     try:
         while not stop.is_set():
@@ -52,7 +53,6 @@ async def watch(url: str, path: str, session: str, stop: threading.Event) -> lis
                 delays.append(time.time() - message["t"])
     finally:
         await socket.close()
-    return delays
 
 
 def main() -> None:
@@ -63,33 +63,19 @@ def main() -> None:
     args = parser.parse_args()
 
     data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="shared-load-"))
-    os.environ.pop("DATABASE_URL", None)
-    os.environ.update(
-        DATA_DIR=str(data_dir),
-        DJANGO_SETTINGS_MODULE="tetris_site.settings",
-        # One account opens every socket and holds the runs: no per-user caps here.
+    # One account opens every socket and holds the runs: no per-user caps here.
+    redis = filled_data_dir(
+        data_dir,
+        args.rows,
         MAX_SOCKETS_PER_USER="0",
         MAX_ACTIVE_RUNS_PER_USER="0",
         TORCH_THREADS="1",
     )
-    import django
-
-    from tetris_site.env import prepare_data_dir
-
-    prepare_data_dir(data_dir)
-    redis = stack.start_redis(data_dir, log_path=data_dir / "redis.log")
-    os.environ["REDIS_URL"] = redis.url
-    django.setup()
     services_started: list[stack.Service] = [redis]
     try:
-        stack.manage("migrate", "--noinput", "-v", "0", env=os.environ)
         from trainer import services
-        from trainer.models import Metric, Run
+        from trainer.models import Run
 
-        if not Metric.objects.exists():
-            started = time.perf_counter()
-            fill(args.rows)
-            print(f"filled in {time.perf_counter() - started:.0f}s", file=sys.stderr)
         exported = ",".join(
             str(pk) for pk in Run.objects.order_by("pk").values_list("pk", flat=True)[:2]
         )
@@ -115,7 +101,7 @@ def main() -> None:
         stop = threading.Event()
         delays: list[float] = []
         viewer = threading.Thread(
-            target=lambda: delays.extend(asyncio.run(watch(daphne.url, path, session, stop)))
+            target=lambda: asyncio.run(watch(daphne.url, path, session, stop, delays))
         )
         viewer.start()
         time.sleep(3)  # the viewer's snapshot, the first frames
@@ -136,9 +122,9 @@ def main() -> None:
             peak = max(peak, process.memory_info().rss)
             time.sleep(0.01)
         seconds = time.perf_counter() - started
+        during = delays[frames_before : len(delays)]
         stop.set()
         viewer.join()
-        during = delays[frames_before:]
         ports = {s.getsockname()[1] for s in stuck}
         held = sum(
             1 for c in process.net_connections(kind="tcp") if c.raddr and c.raddr.port in ports
