@@ -22,6 +22,11 @@ def play_group(token: str) -> str:
     return f"play.{token}"
 
 
+def experiment_group(experiment_id: int) -> str:
+    """The group of everyone watching an experiment."""
+    return f"experiment.{experiment_id}"
+
+
 def stream_channel(group: str) -> str:
     """The Redis pub/sub channel that carries a group's messages to the web processes."""
     return f"tetris:stream:{group}"

@@ -127,6 +127,14 @@ class EvaluationUpdate(Message):
 
 
 @dataclass(frozen=True)
+class ExperimentUpdate(Message):
+    """An experiment's statistics, recomputed (`trainer.experiments.experiment_summary`)."""
+
+    kind: ClassVar[str] = "experiment"
+    experiment: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Error(Message):
     """The answer to a client message that could not be done; the socket stays open."""
 

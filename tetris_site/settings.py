@@ -199,6 +199,9 @@ TORCH_THREADS = env_int("TORCH_THREADS", 0)  # 0: cores / worker processes
 MAX_ACTIVE_RUNS_PER_USER = env_int("MAX_ACTIVE_RUNS_PER_USER", 3)
 # Plays one user may have played by the workers at once; another answers 4429.
 MAX_LIVE_PLAYS_PER_USER = env_int("MAX_LIVE_PLAYS_PER_USER", 4)
+# An experiment's configurations, and its runs (configurations x seeds), at most.
+MAX_EXPERIMENT_TRIALS = env_int("MAX_EXPERIMENT_TRIALS", 64)
+MAX_EXPERIMENT_RUNS = env_int("MAX_EXPERIMENT_RUNS", 256)
 # Metric rows one run stores per second at most (beyond it, episodes are sampled: the
 # run's counts, best and curve still count every one), and the largest checkpoint a run
 # may write (larger: the run fails, saying so). 0: no limit.

@@ -82,6 +82,23 @@ class Run(models.Model):
     best_lines = models.BigIntegerField(default=0)
     recent_mean_lines = models.FloatField(default=0.0)
     wall_time = models.FloatField(default=0.0, help_text="seconds trained, over all attempts")
+    # An experiment's run: the configuration (trial) it trains and which of its seeds.
+    experiment = models.ForeignKey(
+        "Experiment", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
+    trial = models.ForeignKey(
+        "ExperimentTrial", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
+    seed_index = models.PositiveSmallIntegerField(null=True, blank=True)
+    pruned = models.BooleanField(
+        default=False, help_text="stopped by its experiment's pruner: its curve lagged"
+    )
+    retries = models.PositiveSmallIntegerField(
+        default=0, help_text="times its experiment resumed it after its worker was lost"
+    )
+    final_evaluation = models.ForeignKey(
+        "Evaluation", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     # A few dozen (episode, mean lines) points, so lists can draw a curve without a query.
     curve = models.JSONField(default=list, blank=True)
     # The figures of the evaluation that chose the kept `best` checkpoint, so lists show the
@@ -94,6 +111,10 @@ class Run(models.Model):
             models.Index(fields=["status"]),
             models.Index(fields=["owner", "-created_at"]),
             models.Index(fields=["algorithm"]),
+        ]
+        constraints = [
+            # An experiment never starts the same seed of a configuration twice.
+            models.UniqueConstraint(fields=["trial", "seed_index"], name="run_unique_trial_seed"),
         ]
 
     def __str__(self) -> str:
@@ -400,3 +421,97 @@ class StoredFileChunk(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["file", "index"], name="stored_chunk_unique_index")
         ]
+
+
+class Experiment(models.Model):
+    """Seeds and sweeps: configurations of a base config, each trained on several seeds as
+    ordinary runs, at most `parallel` at a time, and compared by their final evaluations'
+    interquartile mean (IQM) with a 95% stratified-bootstrap interval.
+
+    Its state lives in these rows (its trials, its runs), never in the sampler: each
+    decision rebuilds Optuna's study from them (`trainer.experiments`).
+    """
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        FINISHED = "finished"
+        STOPPED = "stopped"
+
+    class Sampler(models.TextChoices):
+        GRID = "grid"
+        RANDOM = "random"
+        TPE = "tpe"
+
+    class Pruner(models.TextChoices):
+        NONE = "", "none"
+        MEDIAN = "median"
+        SUCCESSIVE_HALVING = "successive_halving"
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="experiments"
+    )
+    name = models.CharField(max_length=200)
+    visibility = models.CharField(
+        max_length=8, choices=Run.Visibility.choices, default=Run.Visibility.PRIVATE
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    preset = models.CharField(max_length=32)
+    config = models.JSONField(default=dict, help_text="TrainConfig fields over the preset's")
+    grid = models.JSONField(default=dict, blank=True, help_text="{field: [value, ...]}")
+    space = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='{field: {"low", "high", "log"}} or {field: {"choices": [...]}}',
+    )
+    sampler = models.CharField(max_length=8, choices=Sampler.choices, default=Sampler.GRID)
+    sampler_seed = models.BigIntegerField(default=0)
+    trials = models.PositiveIntegerField(help_text="configurations to train")
+    seeds = models.PositiveSmallIntegerField(help_text="runs per configuration")
+    parallel = models.PositiveSmallIntegerField(help_text="runs queued or running at most")
+    pruner = models.CharField(max_length=20, choices=Pruner.choices, default="", blank=True)
+    eval_games = models.PositiveIntegerField(help_text="games of each run's final evaluation")
+    eval_piece_cap = models.BigIntegerField(help_text="0 = none")
+
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # The statistics as last computed (`trainer.experiments.experiment_summary`), so a page
+    # or the API answers without recomputing bootstraps on every request.
+    summary = models.JSONField(default=dict, blank=True)
+    summarized_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status"]), models.Index(fields=["owner", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"experiment #{self.pk} {self.name}"
+
+
+class ExperimentTrial(models.Model):
+    """One configuration of an experiment: the sampler's parameters and, once all its
+    seeds are evaluated, its value (the IQM of their final scores) for the sampler."""
+
+    class State(models.TextChoices):
+        RUNNING = "running"
+        COMPLETE = "complete"
+        PRUNED = "pruned"
+        FAILED = "failed"
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="trial_set")
+    number = models.PositiveIntegerField()
+    params = models.JSONField(default=dict)
+    # What the sampler noted on the trial (GridSampler's grid id), for rebuilding the study.
+    system_attrs = models.JSONField(default=dict, blank=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.RUNNING)
+    value = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["experiment", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "number"], name="trial_unique_number"),
+        ]
+
+    def __str__(self) -> str:
+        return f"experiment {self.experiment_id} trial {self.number}"

@@ -39,14 +39,20 @@ class NotAllowed(Exception):
     """The user may see the run but not do this to it."""
 
 
+def visible_to(user: User, rows: QuerySet) -> QuerySet:
+    """The rows (runs, experiments: an `owner` and a `visibility`) the user may see: their
+    own and public ones; everything for staff."""
+    if not user.is_authenticated:
+        return rows.none()
+    rows = rows.select_related("owner")
+    if user.is_staff:
+        return rows
+    return rows.filter(Q(owner=user) | Q(visibility=Run.Visibility.PUBLIC))
+
+
 def runs_visible_to(user: User) -> QuerySet[Run]:
     """Runs the user may see: their own and public ones; everything for staff."""
-    if not user.is_authenticated:
-        return Run.objects.none()
-    runs = Run.objects.select_related("owner")
-    if user.is_staff:
-        return runs
-    return runs.filter(Q(owner=user) | Q(visibility=Run.Visibility.PUBLIC))
+    return visible_to(user, Run.objects.all())
 
 
 def run_for_viewer(user: User, run_id: int) -> Run:

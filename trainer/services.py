@@ -35,6 +35,8 @@ from trainer.models import (
     Checkpoint,
     Evaluation,
     EvaluationChunk,
+    Experiment,
+    ExperimentTrial,
     InvalidTransition,
     Run,
     RunLost,
@@ -66,8 +68,12 @@ def run_create(
     config: dict | None = None,
     seed: int | None = None,
     visibility: str = Run.Visibility.PRIVATE,
+    experiment: Experiment | None = None,
+    trial: ExperimentTrial | None = None,
+    seed_index: int | None = None,
 ) -> Run:
-    """Validate the config and store a queued run; ConfigError names every bad field."""
+    """Validate the config and store a queued run (of `experiment`, one seed of one of its
+    configurations, if given); ConfigError names every bad field."""
     errors: dict[str, str] = {}
     name = (name or "").strip()
     if not name or len(name) > 200:
@@ -102,6 +108,9 @@ def run_create(
         status=Run.Status.QUEUED,
         queued_at=Now(),
         code_version=code_version(),
+        experiment=experiment,
+        trial=trial,
+        seed_index=seed_index,
     )
 
 
