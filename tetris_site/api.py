@@ -14,6 +14,7 @@ from ninja.security import django_auth
 
 from tetris_site import health
 from trainer.api import router as runs_router
+from trainer.experiments import ExperimentNotFound
 from trainer.models import InvalidTransition
 from trainer.queues import QueueUnavailable
 from trainer.rl.config import ConfigError
@@ -29,6 +30,7 @@ api = NinjaAPI(
 )
 api.add_router("/", runs_router)
 api.add_router("/", "trainer.compare_api.router")
+api.add_router("/", "trainer.experiment_api.router")
 
 
 @api.get("/status", auth=None, tags=["health"])
@@ -55,7 +57,8 @@ def bad_config(request: HttpRequest, exc: ConfigError) -> HttpResponse:
 
 
 @api.exception_handler(RunNotFound)
-def not_found(request: HttpRequest, exc: RunNotFound) -> HttpResponse:
+@api.exception_handler(ExperimentNotFound)
+def not_found(request: HttpRequest, exc: RunNotFound | ExperimentNotFound) -> HttpResponse:
     return api.create_response(request, {"error": str(exc)}, status=404)
 
 

@@ -1,5 +1,6 @@
 """The admin is the run history: list, filter, stop, resume, clone, export, delete; each
-run's checkpoints, best games and evaluations; every evaluation, read-only.
+run's checkpoints, best games and evaluations; every evaluation, read-only; experiments
+with their configurations, read-only but for a stop.
 
 Every change goes through the services, as the API's do: a delete is `run_delete` (it
 refuses a run a worker holds and removes the checkpoint files), a visibility change is
@@ -24,9 +25,18 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
-from trainer import selectors, services
+from trainer import experiments, selectors, services
 from trainer.exporting import evaluation_summary, export_response, runs_json_chunks
-from trainer.models import BestGame, Checkpoint, Evaluation, InvalidTransition, Metric, Run
+from trainer.models import (
+    BestGame,
+    Checkpoint,
+    Evaluation,
+    Experiment,
+    ExperimentTrial,
+    InvalidTransition,
+    Metric,
+    Run,
+)
 from trainer.rl.confidence import score_text
 from trainer.rl.config import STATE_SHAPING, ConfigError, TrainConfig
 from trainer.sparkline import HEIGHT, WIDTH, sparkline_points
@@ -206,6 +216,12 @@ class RunAdmin(admin.ModelAdmin):
         "wall_time",
         "kept_score",
         "curve_image",
+        "experiment",
+        "trial",
+        "seed_index",
+        "pruned",
+        "retries",
+        "final_evaluation",
     )
     exclude = ("curve", "best_evaluation")
     inlines = [CheckpointInline, BestGameInline, EvaluationInline]
@@ -359,3 +375,67 @@ class EvaluationAdmin(admin.ModelAdmin):
     @admin.display(description="lines per game (95% CI)")
     def score(self, evaluation: Evaluation) -> str:
         return evaluation_score(evaluation)
+
+
+class TrialInline(admin.TabularInline):
+    model = ExperimentTrial
+    fields = ("number", "params", "state", "value", "created_at", "finished_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Experiment | None = None) -> bool:
+        return False
+
+
+@admin.register(Experiment)
+class ExperimentAdmin(admin.ModelAdmin):
+    """Experiments and their configurations; they change only through their scheduler and
+    `experiment_stop`, so everything here is read-only."""
+
+    list_display = (
+        "id",
+        "name",
+        "status",
+        "owner",
+        "sampler",
+        "trials",
+        "seeds",
+        "best",
+        "created_at",
+    )
+    list_display_links = ("id", "name")
+    list_filter = ("status", "sampler", ("owner", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("name",)
+    list_select_related = ("owner",)
+    list_per_page = 50
+    show_full_result_count = False
+    exclude = ("summary",)
+    inlines = [TrialInline]
+    actions = ["stop_experiments"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Experiment | None = None) -> list:
+        return [field.name for field in Experiment._meta.fields if field.name != "summary"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(description="best configuration: IQM (95% CI)")
+    def best(self, experiment: Experiment) -> str:
+        summary = experiment.summary or {}
+        ranking = summary.get("ranking") or []
+        if not ranking:
+            return "\N{EN DASH}"
+        top = next(c for c in summary["configurations"] if c["trial"] == ranking[0])
+        settings = ", ".join(f"{key}={value}" for key, value in top["params"].items())
+        return (
+            f"#{top['trial']} {settings}: {top['iqm']:,.1f} "
+            f"({top['ci95_low']:,.1f}\N{EN DASH}{top['ci95_high']:,.1f})"
+        )
+
+    @admin.action(description="Stop selected experiments")
+    def stop_experiments(self, request: HttpRequest, chosen: QuerySet[Experiment]) -> None:
+        for experiment in chosen:
+            # As its owner, like the run actions: the model permission was the check.
+            experiments.experiment_stop(experiment=experiment, user=experiment.owner)
+        self.message_user(request, f"stopped {len(chosen)} experiment(s)", messages.SUCCESS)

@@ -191,3 +191,36 @@ def _improvements(ranked: list[int], finals: dict[int, np.ndarray]) -> list[dict
             }
         )
     return found
+
+
+def experiment_figures(experiment: Experiment) -> dict:
+    """The statistics as the scheduler last stored them, with the status as it is now;
+    computed here if the scheduler has not stored any yet."""
+    experiment.refresh_from_db()
+    summary = dict(experiment.summary) or experiment_summary(experiment)
+    summary["status"] = experiment.status
+    summary["finished_at"] = experiment.finished_at.isoformat() if experiment.finished_at else None
+    return summary
+
+
+def experiment_brief(experiment: Experiment) -> dict:
+    """An experiment for a list: who, what, and its best configuration's figures."""
+    summary = experiment.summary or {}
+    ranking = summary.get("ranking") or []
+    best = None
+    if ranking:
+        top = next(c for c in summary["configurations"] if c["trial"] == ranking[0])
+        best = {key: top[key] for key in ("trial", "params", "iqm", "ci95_low", "ci95_high")}
+    return {
+        "id": experiment.pk,
+        "name": experiment.name,
+        "owner": experiment.owner.get_username(),
+        "visibility": experiment.visibility,
+        "status": experiment.status,
+        "sampler": experiment.sampler,
+        "trials": experiment.trials,
+        "seeds": experiment.seeds,
+        "created_at": experiment.created_at.isoformat(),
+        "finished_at": experiment.finished_at.isoformat() if experiment.finished_at else None,
+        "best": best,
+    }

@@ -11,8 +11,8 @@ from django.test import Client
 
 from live.protocol import Envelope
 from tests.visualizer.test_pages import add_evaluation, keep_as_best
-from trainer import services
-from trainer.models import Checkpoint, Evaluation, Metric, Run
+from trainer import experiments, services
+from trainer.models import Checkpoint, Evaluation, Experiment, Metric, Run
 
 pytestmark = pytest.mark.django_db
 
@@ -319,3 +319,22 @@ def test_making_a_run_private_tells_its_viewers_access_changed(
 
 def test_runs_are_not_added_in_the_admin(staff: Client) -> None:
     assert staff.get("/admin/trainer/run/add/").status_code == 403
+
+
+def test_experiments_are_listed_shown_and_stopped_in_the_admin(staff: Client, user: object) -> None:
+    experiment = experiments.experiment_create(
+        owner=user, name="lr sweep", config={"max_minutes": 1.0}, grid={"lr": [0.001, 0.0003]}
+    )
+    experiments.experiment_advance(experiment_id=experiment.pk)
+    listing = staff.get("/admin/trainer/experiment/")
+    assert listing.status_code == 200 and b"lr sweep" in listing.content
+    page = staff.get(f"/admin/trainer/experiment/{experiment.pk}/change/")
+    assert page.status_code == 200 and b"lr" in page.content
+    response = staff.post(
+        "/admin/trainer/experiment/",
+        {"action": "stop_experiments", "_selected_action": [experiment.pk]},
+    )
+    assert response.status_code == 302
+    experiment.refresh_from_db()
+    assert experiment.status == Experiment.Status.STOPPED
+    assert not Run.objects.filter(experiment=experiment, status__in=Run.ACTIVE).exists()
