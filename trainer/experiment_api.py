@@ -76,6 +76,10 @@ class ConfigurationOut(Schema):
     runs: list[int]
     seeds: list[dict[str, Any]]
     evaluated: int
+    censored: int = Field(
+        description="evaluated runs with no game ended before the piece cap: their scores, "
+        "and so the IQM, are lower bounds"
+    )
     iqm: float | None
     ci95_low: float | None
     ci95_high: float | None

@@ -102,6 +102,13 @@ def experiment_summary(experiment: Experiment) -> dict:
             "runs": [run.pk for run in mine],
             "seeds": [_seed_entry(run) for run in mine],
             "evaluated": len(scores),
+            # Runs whose final evaluation ended no game before the piece cap: their score is
+            # only a lower bound, and so is any statistic over them.
+            "censored": sum(
+                1
+                for run in mine
+                if final_score(run) is not None and run.final_evaluation.ci95_high is None
+            ),
             "iqm": None,
             "ci95_low": None,
             "ci95_high": None,

@@ -182,6 +182,10 @@ def test_an_experiment_finishes_once_every_run_is_evaluated_and_ranks_by_lower_b
     assert best["config"]["lr"] == trials[1].params["lr"]
     assert best["runs"] == [runs[2].pk, runs[3].pk]
     assert best["iqm"] == 32.0 and 30.0 <= best["ci95_low"] <= 32.0 <= best["ci95_high"] <= 34.0
+    assert best["censored"] == 0
+    # A run that played every evaluation game to the cap has only a lower bound.
+    Evaluation.objects.filter(pk=runs[0].final_evaluation_id).update(ci95_high=None)
+    assert experiments.experiment_summary(experiment)["configurations"][0]["censored"] == 1
     curve = best["curve"]
     assert curve["x"] and len(curve["iqm"]) == len(curve["low"]) == len(curve["x"])
     band = zip(curve["low"], curve["iqm"], curve["high"], strict=True)

@@ -233,10 +233,14 @@ def _settings_text(params: dict) -> str:
 def _iqm_text(configuration: dict) -> str:
     if configuration["iqm"] is None:
         return "-"
-    return (
+    text = (
         f"{configuration['iqm']:,.1f} ({configuration['ci95_low']:,.1f}"
         f"-{configuration['ci95_high']:,.1f})"
     )
+    if configuration.get("censored"):
+        # Some runs played every game to the cap: the figures are lower bounds.
+        text = f">= {text}, {configuration['censored']} run(s) at the piece cap"
+    return text
 
 
 def _list_row(brief: dict) -> list:
