@@ -58,6 +58,7 @@ bench-learning: install-dev
 soak: install-dev
 	$(BIN)/python bench/soak.py
 	$(BIN)/python bench/shared_load.py
+	$(BIN)/python bench/experiment_stack.py --kill
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
