@@ -17,6 +17,7 @@ import dataclasses
 import logging
 import math
 import random
+import time
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -341,10 +342,13 @@ def experiment_create(
 
 
 def _advance_quietly(experiment_id: int) -> None:
+    # The experiment is stored: whatever fails here, the workers' sweep advances it later.
     try:
         experiment_advance(experiment_id=experiment_id)
     except queues.QueueUnavailable:
         log.warning("experiment %s: the queue is down; the sweep starts its runs", experiment_id)
+    except Exception:
+        log.exception("experiment %s: its first step failed; the sweep will retry", experiment_id)
 
 
 # --- stop ---
@@ -418,51 +422,72 @@ def experiment_advance(*, experiment_id: int) -> bool:
 
 def _advance(experiment: Experiment) -> None:
     runs = list(Run.objects.filter(experiment=experiment).select_related("final_evaluation"))
+    changed = False
     for run in runs:
-        _resume_if_lost(experiment, run)
-        _evaluate_if_ended(experiment, run)
+        changed |= _resume_if_lost(experiment, run)
+        changed |= _evaluate_if_ended(experiment, run)
     trials = list(experiment.trial_set.order_by("number"))
     runs_by_trial: dict[int, list[Run]] = {}
     for run in runs:
         runs_by_trial.setdefault(run.trial_id, []).append(run)
     for trial in trials:
         if trial.state == ExperimentTrial.State.RUNNING:
-            _complete_if_done(experiment, trial, runs_by_trial.get(trial.pk, []))
-    if experiment.pruner:
-        _prune(experiment, trials, runs_by_trial, run_curves(runs))
-    _start_runs(experiment, trials, runs_by_trial)
+            changed |= _complete_if_done(experiment, trial, runs_by_trial.get(trial.pk, []))
+    # The curves come from every metric row of the runs: read them only so often.
+    due = _summary_due(experiment)
+    if experiment.pruner and due:
+        changed |= _prune(experiment, trials, runs_by_trial, run_curves(runs))
+    changed |= _start_runs(experiment, trials, runs_by_trial)
     if all(trial.state != ExperimentTrial.State.RUNNING for trial in trials) and (
         len(trials) >= experiment.trials
     ):
         experiment.status = Experiment.Status.FINISHED
         experiment.finished_at = timezone.now()
         experiment.save(update_fields=["status", "finished_at"])
-    _summarize(experiment)
+        changed = True
+    if changed or due:
+        _summarize(experiment)
 
 
-def _resume_if_lost(experiment: Experiment, run: Run) -> None:
-    """A run whose worker was lost goes back to the queue, from its checkpoint."""
+# The statistics are recomputed at most this often while nothing but curves changes, and
+# never sooner than this many times what the last computation took: a large experiment's
+# curves cannot keep the database busy.
+SUMMARY_EVERY_SECONDS = 5.0
+SUMMARY_TIME_FACTOR = 20
+
+
+def _summary_due(experiment: Experiment) -> bool:
+    if experiment.summarized_at is None:
+        return True
+    took = float((experiment.summary or {}).get("computed_seconds") or 0.0)
+    wait = max(SUMMARY_EVERY_SECONDS, SUMMARY_TIME_FACTOR * took)
+    return (timezone.now() - experiment.summarized_at).total_seconds() >= wait
+
+
+def _resume_if_lost(experiment: Experiment, run: Run) -> bool:
+    """A run whose worker was lost goes back to the queue, from its checkpoint; True if so."""
     if run.status != Run.Status.FAILED or not run.error.startswith(LOST_WORKER):
-        return
+        return False
     if run.retries >= MAX_RETRIES or run.pruned:
-        return
+        return False
     try:
         services.run_resume(run=run, user=experiment.owner)
     except services.LimitReached:
-        return  # the owner's other runs hold the places: next sweep
+        return False  # the owner's other runs hold the places: next sweep
     Run.objects.filter(pk=run.pk).update(retries=F("retries") + 1)
     log.warning("experiment %s: run %s lost its worker; resumed it", experiment.pk, run.pk)
+    return True
 
 
-def _evaluate_if_ended(experiment: Experiment, run: Run) -> None:
-    """Start the final evaluation of a run that ended with a policy to evaluate."""
+def _evaluate_if_ended(experiment: Experiment, run: Run) -> bool:
+    """Start the final evaluation of a run that ended with a policy to evaluate; True if so."""
     if run.final_evaluation_id is not None or run.pruned:
-        return
+        return False
     if run.status not in (Run.Status.FINISHED, Run.Status.STOPPED):
-        return
+        return False
     checkpoint = best_checkpoint(run)
     if checkpoint is None:
-        return
+        return False
     evaluation = services.evaluation_start(
         run=run,
         user=experiment.owner,
@@ -472,6 +497,7 @@ def _evaluate_if_ended(experiment: Experiment, run: Run) -> None:
     )
     run.final_evaluation = evaluation
     Run.objects.filter(pk=run.pk).update(final_evaluation=evaluation)
+    return True
 
 
 def _run_done(run: Run) -> bool:
@@ -489,9 +515,10 @@ def _run_done(run: Run) -> bool:
     return evaluation.status != Evaluation.Status.RUNNING
 
 
-def _complete_if_done(experiment: Experiment, trial: ExperimentTrial, runs: list[Run]) -> None:
+def _complete_if_done(experiment: Experiment, trial: ExperimentTrial, runs: list[Run]) -> bool:
+    """End a configuration whose runs will change no more; True if it ended now."""
     if len(runs) < experiment.seeds or not all(_run_done(run) for run in runs):
-        return
+        return False
     scores = [score for score in map(final_score, runs) if score is not None]
     if any(run.pruned for run in runs):
         trial.state = ExperimentTrial.State.PRUNED
@@ -502,13 +529,15 @@ def _complete_if_done(experiment: Experiment, trial: ExperimentTrial, runs: list
         trial.state = ExperimentTrial.State.FAILED
     trial.finished_at = timezone.now()
     trial.save(update_fields=["state", "value", "finished_at"])
+    return True
 
 
 def _start_runs(
     experiment: Experiment, trials: list[ExperimentTrial], runs_by_trial: dict[int, list[Run]]
-) -> None:
+) -> bool:
     """Fill the experiment's places: the next seed of a started configuration first, then
-    a new configuration from the sampler."""
+    a new configuration from the sampler; True if a run started."""
+    started = False
     active = Run.objects.filter(experiment=experiment, status__in=Run.ACTIVE).count()
     while active < experiment.parallel:
         trial = next(
@@ -522,7 +551,7 @@ def _start_runs(
         )
         if trial is None:
             if len(trials) >= experiment.trials:
-                return
+                return started
             trial = _ask(experiment, trials, runs_by_trial)
             trials.append(trial)
         taken = {run.seed_index for run in runs_by_trial.get(trial.pk, [])}
@@ -530,9 +559,11 @@ def _start_runs(
         try:
             run = _start_run(experiment, trial, seed_index)
         except services.LimitReached:
-            return  # the owner's cap: the next sweep tries again
+            return started  # the owner's cap: the next sweep tries again
         runs_by_trial.setdefault(trial.pk, []).append(run)
         active += 1
+        started = True
+    return started
 
 
 def run_config(experiment: Experiment, trial: ExperimentTrial, seed_index: int) -> dict:
@@ -641,8 +672,8 @@ def _prune(
     trials: list[ExperimentTrial],
     runs_by_trial: dict[int, list[Run]],
     curves: RunCurves,
-) -> None:
-    """Stop the configurations whose curve lags, as Optuna's pruner decides."""
+) -> bool:
+    """Stop the configurations whose curve lags, as Optuna's pruner decides; True if any."""
     import optuna
 
     values = {
@@ -654,6 +685,7 @@ def _prune(
         pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=CURVE_POINTS // 5)
     else:
         pruner = optuna.pruners.SuccessiveHalvingPruner()
+    pruned = False
     for frozen, trial in zip(study.get_trials(deepcopy=False), trials, strict=True):
         if trial.state != ExperimentTrial.State.RUNNING or not frozen.intermediate_values:
             continue
@@ -664,6 +696,8 @@ def _prune(
             trial.save(update_fields=["system_attrs"])
         if prune:
             _prune_trial(trial, runs_by_trial.get(trial.pk, []))
+            pruned = True
+    return pruned
 
 
 def _prune_trial(trial: ExperimentTrial, runs: list[Run]) -> None:
@@ -693,9 +727,12 @@ def _intermediate_values(runs: list[Run], curves: RunCurves) -> dict[int, float]
 
 def _summarize(experiment: Experiment) -> dict:
     """Compute, store and publish the experiment's statistics."""
+    started = time.perf_counter()
     summary = experiment_summary(experiment)
+    summary["computed_seconds"] = round(time.perf_counter() - started, 3)
+    experiment.summarized_at = timezone.now()
     Experiment.objects.filter(pk=experiment.pk).update(
-        summary=summary, summarized_at=timezone.now()
+        summary=summary, summarized_at=experiment.summarized_at
     )
     experiment.summary = summary
     bridge.publish(experiment_group(experiment.pk), ExperimentUpdate(summary))

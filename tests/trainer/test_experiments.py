@@ -6,6 +6,7 @@ runs experiments on real workers.
 """
 
 from collections.abc import Callable
+from datetime import timedelta
 
 import pytest
 
@@ -267,7 +268,25 @@ def test_random_and_tpe_sample_the_space_and_never_repeat_a_number(user: object)
             services.run_stop(run=run, user=user)
 
 
-def test_a_lagging_configuration_is_pruned_through_the_stop_path(user: object) -> None:
+def test_unchanged_statistics_are_not_recomputed_on_every_sweep(user: object) -> None:
+    experiment = create(user)
+    advance(experiment)
+    first = experiment.summarized_at
+    advance(experiment)  # nothing changed, and too soon
+    assert experiment.summarized_at == first
+    Experiment.objects.filter(pk=experiment.pk).update(
+        summarized_at=first - timedelta(seconds=experiments.SUMMARY_EVERY_SECONDS)
+    )
+    advance(experiment)
+    assert experiment.summarized_at > first
+
+
+def test_a_lagging_configuration_is_pruned_through_the_stop_path(
+    user: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The curves are read at every step.
+    monkeypatch.setattr(experiments, "SUMMARY_EVERY_SECONDS", 0.0)
+    monkeypatch.setattr(experiments, "SUMMARY_TIME_FACTOR", 0)
     experiment = create(
         user, grid={"lr": [0.001, 0.0009, 0.0008, 0.0007]}, seeds=1, parallel=1, pruner="median"
     )
