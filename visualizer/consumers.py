@@ -1,10 +1,11 @@
-"""WebSocket consumers: the live stream of one run, or of one play, to a browser.
+"""WebSocket consumers: the live stream of one run, one play or one experiment to a browser.
 
 A socket stays open only while its viewer may still watch: each web process checks its
 open sockets again every ACCESS_RECHECK_SECONDS (`AccessWatch`), reading the user from
 the session as Django does for a request, so a sign-out, a password change, a
-deactivated account, a lost staff flag or a run gone private (even by a save in the
-admin, which sends no event) closes the socket within a few seconds, with 4401 or 4403.
+deactivated account, a lost staff flag or a run or experiment gone private (even by a save
+in the admin, which sends no event) closes the socket within a few seconds, with 4401 or
+4403.
 The `access_changed` event of a run going private closes its sockets at once, and a
 command is checked against the session when it comes. A user may have
 MAX_SOCKETS_PER_USER sockets open over all web processes (the next is closed with 4429),
@@ -34,8 +35,9 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.contrib import auth
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import QuerySet
 
-from live.names import play_group, run_group, run_plays_group
+from live.names import experiment_group, play_group, run_group, run_plays_group
 from live.protocol import (
     CLOSE_FORBIDDEN,
     CLOSE_TOO_MANY,
@@ -45,7 +47,8 @@ from live.protocol import (
     Error,
     snapshot_json,
 )
-from trainer import plays, queues, selectors, services
+from trainer import experiments, plays, queues, selectors, services
+from trainer.experiment_summary import experiment_figures
 from trainer.exporting import run_summary, run_watch_lists
 from trainer.models import InvalidTransition
 from visualizer import crowd, snapshots
@@ -79,11 +82,12 @@ def parse_command(text_data: str | None, *, example: str) -> tuple[dict, str]:
 @dataclasses.dataclass(frozen=True)
 class SocketAccess:
     """What a socket was let in on, checked again while it is open: the session that
-    signed it in, its user, and the runs it shows."""
+    signed it in, its user, and the runs and experiments it shows."""
 
     session_key: str | None
     user_id: int
     run_ids: tuple[int, ...]
+    experiment_ids: tuple[int, ...] = ()
 
 
 class AccessRevoked(Exception):
@@ -126,7 +130,8 @@ def user_still_signed_in(access: SocketAccess) -> AbstractBaseUser:
 
 def access_verdicts(accesses: Iterable[SocketAccess]) -> dict[SocketAccess, int]:
     """The close code of each access that no longer holds (4401 or 4403); those that
-    hold are left out. Sockets of one session cost one sign-in and one read of runs."""
+    hold are left out. Sockets of one session cost one sign-in, one read of runs and one
+    of experiments (each only if one of them shows any)."""
     by_session: dict[tuple[str | None, int], list[SocketAccess]] = defaultdict(list)
     for access in accesses:
         by_session[access.session_key, access.user_id].append(access)
@@ -137,16 +142,20 @@ def access_verdicts(accesses: Iterable[SocketAccess]) -> dict[SocketAccess, int]
         except AccessRevoked as revoked:
             verdicts.update(dict.fromkeys(group, revoked.code))
             continue
-        wanted = {run_id for access in group for run_id in access.run_ids}
-        visible = set(
-            selectors.runs_visible_to(user).filter(pk__in=wanted).values_list("pk", flat=True)
-            if wanted
-            else ()
-        )
+        runs = _visible_ids(selectors.runs_visible_to(user), group, "run_ids")
+        shown = _visible_ids(experiments.experiments_visible_to(user), group, "experiment_ids")
         for access in group:
-            if not visible.issuperset(access.run_ids):
+            if not (runs.issuperset(access.run_ids) and shown.issuperset(access.experiment_ids)):
                 verdicts[access] = CLOSE_FORBIDDEN
     return verdicts
+
+
+def _visible_ids(visible: QuerySet, accesses: list[SocketAccess], ids: str) -> set[int]:
+    """Which of the rows that the accesses show (their `ids` field) are in `visible`."""
+    wanted = {pk for access in accesses for pk in getattr(access, ids)}
+    if not wanted:
+        return set()
+    return set(visible.filter(pk__in=wanted).values_list("pk", flat=True))
 
 
 class AccessWatch:
@@ -211,8 +220,8 @@ class CommandBudget:
 
 
 class StreamConsumer(AsyncWebsocketConsumer):
-    """What the run and play consumers share: admission, the live stream from the hub,
-    access checked again while open, and errors.
+    """What the run, play and experiment consumers share: admission, the live stream from
+    the hub, access checked again while open, and errors.
 
     The hub hands this process's viewers each published message (see visualizer/hub.py).
     Under daphne it goes straight to the socket, framed once for all viewers
@@ -238,9 +247,12 @@ class StreamConsumer(AsyncWebsocketConsumer):
         self.commands = CommandBudget()
         self.pace = ReaderPace()
 
-    async def admit(self, run_ids: tuple[int, ...]) -> bool:
+    async def admit(
+        self, run_ids: tuple[int, ...], *, experiment_ids: tuple[int, ...] = ()
+    ) -> bool:
         """Accept the socket, and let it in if someone is signed in and has a socket to
-        spare; else close it (4401, 4429) and answer False."""
+        spare; else close it (4401, 4429) and answer False. Access to the runs and
+        experiments it shows is checked from `watch_access` on."""
         # Accept before any close: a close before accept is a bare HTTP 403, and the
         # browser could not tell "sign in again" from "server down".
         await self.accept()
@@ -258,7 +270,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
             return False
         session = self.scope.get("session")
         session_key = session.session_key if session is not None else None
-        self.access = SocketAccess(session_key, user.pk, run_ids)
+        self.access = SocketAccess(session_key, user.pk, run_ids, experiment_ids)
         return True
 
     async def _past_the_cap(self, user: AbstractBaseUser, limit: int) -> bool:
@@ -284,8 +296,8 @@ class StreamConsumer(AsyncWebsocketConsumer):
         await hub.uncount_socket(self.socket_id)
 
     async def access_changed(self) -> None:
-        """Control event: the run's visibility changed. Close the socket if this viewer
-        lost access."""
+        """Control event: the visibility of what it shows changed. Close the socket if this
+        viewer lost access."""
         if self.access is None:
             return
         verdicts = await crowd.database.call(access_verdicts, [self.access])
@@ -455,6 +467,39 @@ class RunConsumer(StreamConsumer):
         ) as error:
             return str(error)
         return None
+
+
+class ExperimentConsumer(StreamConsumer):
+    """Streams an experiment's statistics to one viewer, each time the scheduler stores
+    them; takes no commands (the page stops an experiment with a form)."""
+
+    async def connect(self) -> None:
+        self.experiment_id = int(self.scope["url_route"]["kwargs"]["experiment_id"])
+        if not await self.admit((), experiment_ids=(self.experiment_id,)):
+            return
+        # Join before reading the snapshot, as RunConsumer does: an update published
+        # meanwhile is sent after the snapshot, so the page ends on the newest figures.
+        await self.start_stream(experiment_group(self.experiment_id))
+        figures = await crowd.database.call(self._figures_for_snapshot)
+        if figures is None:
+            await self.shut(CLOSE_FORBIDDEN)
+            return
+        self.watch_access()
+        await self.send(text_data=snapshot_json({"experiment": figures}))
+        await self.release()
+
+    def _figures_for_snapshot(self) -> dict | None:
+        try:
+            experiment = experiments.experiment_for_viewer(self.scope["user"], self.experiment_id)
+        except experiments.ExperimentNotFound:
+            return None
+        return experiment_figures(experiment)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        await self.send_error(
+            "an experiment's stream takes no commands; stop it with the page's Stop button "
+            "or POST /api/experiments/<id>/stop"
+        )
 
 
 PLAY_COMMANDS = ("speed", "pause", "resume", "step", "restart", "overlay")

@@ -1,7 +1,9 @@
-"""The new-run form: name, preset, visibility and every TrainConfig field.
+"""The new-run form (name, preset, visibility and every TrainConfig field) and the
+new-experiment form (a base config, a grid or ranges to sweep, seeds, the sampler).
 
-The form only parses; `services.run_create_and_start` validates, so the page, the API
-and `manage.py` give the same message for the same bad value.
+The forms only parse; `services.run_create_and_start` and `experiments.experiment_create`
+validate, so the pages, the API and `manage.py` give the same message for the same bad
+value.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from django import forms
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-from trainer.models import Run
-from trainer.rl.config import PRESETS, TrainConfig
+from trainer import experiments
+from trainer.models import Experiment, Run
+from trainer.rl.config import PRESETS, ConfigError, TrainConfig
 
 DEFAULT_PRESET = "quick"
 # Fields that only the cross-entropy learner reads share this prefix.
@@ -69,12 +72,22 @@ def config_field(spec: dict[str, Any], initial: Any) -> forms.Field:
     return field
 
 
+def preset_field() -> forms.ChoiceField:
+    """The preset picker of the run and experiment forms."""
+    return forms.ChoiceField(choices=[(name, name) for name in PRESETS], initial=DEFAULT_PRESET)
+
+
+def visibility_field() -> forms.ChoiceField:
+    """Private or public, as for runs."""
+    return forms.ChoiceField(choices=Run.Visibility.choices, initial=Run.Visibility.PRIVATE)
+
+
 class RunForm(forms.Form):
     """A new run; a config field left blank takes the chosen preset's value."""
 
     name = forms.CharField(max_length=200)
-    preset = forms.ChoiceField(choices=[(name, name) for name in PRESETS], initial=DEFAULT_PRESET)
-    visibility = forms.ChoiceField(choices=Run.Visibility.choices, initial=Run.Visibility.PRIVATE)
+    preset = preset_field()
+    visibility = visibility_field()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -109,3 +122,161 @@ class RunForm(forms.Form):
         """Show each service error next to its field; errors without a field go on top."""
         for name, message in errors.items():
             self.add_error(name if name in self.fields else None, message)
+
+
+def _lines(text: str) -> list[str]:
+    """The non-blank lines of a text box, stripped; `#` starts a comment."""
+    stripped = (line.partition("#")[0].strip() for line in text.splitlines())
+    return [line for line in stripped if line]
+
+
+def _named_lines(text: str, example: str) -> dict[str, str]:
+    """`name = rest` lines as {name: rest}; ValidationError naming each bad line."""
+    found, errors = {}, []
+    for line in _lines(text):
+        name, sep, rest = line.partition("=")
+        name, rest = name.strip(), rest.strip()
+        if not sep or not name or not rest:
+            errors.append(f"expected a line like `{example}`, got {line[:60]!r}")
+        elif name in found:
+            errors.append(f"{name} is on two lines")
+        else:
+            found[name] = rest
+    if errors:
+        raise forms.ValidationError(errors)
+    return found
+
+
+def _range_end(text: str) -> int | float:
+    """One end of a range: an integer if it is written as one, else a float."""
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+class ExperimentForm(forms.Form):
+    """A new experiment: settings over a preset, the grid or ranges it sweeps, its seeds."""
+
+    GRID_EXAMPLE = "lr = 0.001, 0.0003"
+    RANGE_EXAMPLE = "lr = 1e-4 .. 1e-2 log"
+    # experiment_create's error keys `grid.<field>`, `space.<field>`, `config` go to these.
+    FIELD_OF_ERROR = {"grid": "grid", "space": "ranges", "config": "settings"}
+    # Fields that experiment_create takes under their own name.
+    AS_GIVEN = (
+        "name",
+        "preset",
+        "visibility",
+        "grid",
+        "sampler",
+        "trials",
+        "seeds",
+        "parallel",
+        "pruner",
+        "eval_games",
+        "eval_piece_cap",
+    )
+
+    name = forms.CharField(required=False, strip=True)
+    preset = preset_field()
+    visibility = visibility_field()
+    settings = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 6, "placeholder": "algorithm=cem\nmax_pieces=200000"}),
+        help_text="One setting a line, key=value (as --set takes them), over the preset's. "
+        "Each run needs a budget: max_minutes or max_pieces.",
+    )
+    grid = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "placeholder": GRID_EXAMPLE}),
+        help_text="One swept setting a line: field = value, value, ... The grid sampler trains "
+        "every combination.",
+    )
+    ranges = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": RANGE_EXAMPLE}),
+        help_text="Random and tpe only: field = low .. high, and `log` to sample on a log scale.",
+    )
+    sampler = forms.ChoiceField(
+        choices=[(name, name) for name in Experiment.Sampler.values],
+        initial=Experiment.Sampler.GRID,
+        help_text="grid: every combination of the lists; random or tpe (Optuna's): "
+        "`trials` draws from the lists and ranges.",
+    )
+    trials = forms.IntegerField(
+        required=False,
+        help_text="Configurations to train; blank: the whole grid (grid), "
+        f"{experiments.DEFAULT_RANDOM_TRIALS} (random, tpe).",
+    )
+    seeds = forms.IntegerField(initial=3, help_text="Runs per configuration, each on its own seed.")
+    parallel = forms.IntegerField(
+        initial=2, help_text="Runs queued or running at once; they count among your active runs."
+    )
+    pruner = forms.ChoiceField(
+        choices=[(name or "none", name or "none") for name in Experiment.Pruner.values],
+        initial="none",
+        help_text="Stops the configurations whose curve lags, as Optuna's pruner decides.",
+    )
+    eval_games = forms.IntegerField(
+        initial=experiments.DEFAULT_EVAL_GAMES,
+        help_text="Games of each run's final evaluation, on held-out seeds.",
+    )
+    eval_piece_cap = forms.IntegerField(
+        initial=experiments.DEFAULT_EVAL_PIECE_CAP,
+        help_text="Pieces after which a final evaluation game is cut (0 = none).",
+    )
+
+    def clean_settings(self) -> dict[str, Any]:
+        items = _lines(self.cleaned_data["settings"])
+        try:
+            return TrainConfig.parse_overrides(items)
+        except ConfigError as error:
+            raise forms.ValidationError(
+                [f"{name}: {message}" for name, message in error.errors.items()]
+            ) from None
+
+    def clean_grid(self) -> dict[str, list[str]]:
+        lines = _named_lines(self.cleaned_data["grid"], self.GRID_EXAMPLE)
+        return {name: [value.strip() for value in rest.split(",")] for name, rest in lines.items()}
+
+    def clean_ranges(self) -> dict[str, dict]:
+        space, errors = {}, []
+        for name, rest in _named_lines(self.cleaned_data["ranges"], self.RANGE_EXAMPLE).items():
+            ends, log_scale = rest, rest.endswith(" log")
+            if log_scale:
+                ends = rest.removesuffix(" log")
+            low, _, high = ends.partition("..")
+            try:
+                space[name] = {"low": _range_end(low), "high": _range_end(high), "log": log_scale}
+            except ValueError:
+                errors.append(
+                    f"{name}: expected low .. high (numbers), like `{self.RANGE_EXAMPLE}`"
+                )
+        if errors:
+            raise forms.ValidationError(errors)
+        return space
+
+    def experiment_fields(self) -> dict[str, Any]:
+        """What the form holds, as `experiments.experiment_create` takes it."""
+        data = self.cleaned_data
+        fields = {name: data[name] for name in self.AS_GIVEN}
+        return {**fields, "config": data["settings"], "space": data["ranges"]}
+
+    def add_experiment_errors(self, errors: dict[str, str]) -> None:
+        """Show each error of `experiment_create` next to the box or field it is about."""
+        settings_given = set(self.cleaned_data.get("settings") or ())
+        setting_names = {spec["name"] for spec in TrainConfig.field_specs()}
+        for key, message in errors.items():
+            head, dot, rest = key.partition(".")
+            if dot and head in self.FIELD_OF_ERROR:
+                self.add_error(self.FIELD_OF_ERROR[head], f"{rest}: {message}")
+            elif key in self.FIELD_OF_ERROR:
+                self.add_error(self.FIELD_OF_ERROR[key], message)
+            elif key in self.fields and key not in settings_given:
+                # eval_games and eval_piece_cap are names of the experiment and of a
+                # setting: a setting's error is the settings box's if that line was given.
+                self.add_error(key, message)
+            elif key in setting_names:
+                self.add_error("settings", f"{key}: {message}")
+            else:
+                self.add_error(None, f"{key}: {message}")

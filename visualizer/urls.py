@@ -7,7 +7,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.contrib.staticfiles.views import serve as serve_static
 from django.urls import path, re_path
 
-from visualizer import compare, views
+from visualizer import compare, experiments, views
 
 # daphne serves no files of its own. With `make run` there is no proxy in front, so the
 # app serves static/ itself (public: the sign-in page needs its stylesheet); behind a
@@ -24,6 +24,16 @@ urlpatterns = [
     path("play/versus/", views.versus_play, name="versus-play"),
     path("play/<slug:controller>/", views.controller_play, name="controller-play"),
     path("compare/", compare.compare_runs, name="compare"),
+    path("experiments/", experiments.experiment_list, name="experiments"),
+    path("experiments/new/", experiments.experiment_new, name="experiment-new"),
+    path(
+        "experiments/<int:experiment_id>/", experiments.experiment_detail, name="experiment-detail"
+    ),
+    path(
+        "experiments/<int:experiment_id>/stop/",
+        experiments.experiment_stop,
+        name="experiment-stop",
+    ),
     re_path(
         rf"^{STATIC_PREFIX}(?P<path>.+)$",
         login_not_required(serve_static),

@@ -1,6 +1,8 @@
 // How an evaluated score reads, wherever a page shows one: "mean (95% CI low–high, N games)",
 // or, when no game ended before the piece cap, only the lower bound (the mean of games that
 // were all cut short lies below it). trainer/rl/confidence.py (score_text) writes the same text on the server.
+// The interquartile mean of an experiment's runs reads "iqm (95% CI low–high, N runs)", or
+// "≥ iqm (…; C at the piece cap)" when some runs' scores are lower bounds (iqm_text there).
 "use strict";
 
 window.TetrisTrainer = window.TetrisTrainer || {};
@@ -45,6 +47,30 @@ window.TetrisTrainer = window.TetrisTrainer || {};
     return parts ? `${parts.value} ${parts.detail}` : NO_SCORE;
   }
 
+  // An IQM across runs ({iqm, ci95_low, ci95_high, censored} and the number of runs) as
+  // {value, detail}. Runs that played every game to the piece cap (`censored`) have lower
+  // bounds for scores, and so the figures are lower bounds: the value reads "≥ …".
+  function iqmParts(figures, runs) {
+    if (!figures || typeof figures.iqm !== "number" || typeof figures.ci95_low !== "number") {
+      return null;
+    }
+    const { iqm, ci95_low: low, ci95_high: high } = figures;
+    const censored = figures.censored || 0;
+    const count = `${runs.toLocaleString("en-US")} run${runs === 1 ? "" : "s"}`;
+    const capped = censored ? `; ${censored.toLocaleString("en-US")} at the piece cap` : "";
+    const interval = `${formatLines(low, iqm)}–${formatLines(high, iqm)}`;
+    const value = `${censored ? "≥ " : ""}${formatLines(iqm, iqm)}`;
+    return { value, detail: `(95% CI ${interval}, ${count}${capped})` };
+  }
+
+  function iqmText(figures, runs) {
+    const parts = iqmParts(figures, runs);
+    return parts ? `${parts.value} ${parts.detail}` : NO_SCORE;
+  }
+
+  ns.formatLines = formatLines;
+  ns.iqmParts = iqmParts;
+  ns.iqmText = iqmText;
   ns.isScored = isScored;
   ns.scoreParts = scoreParts;
   ns.scoreText = scoreText;

@@ -7,6 +7,7 @@ from playwright.sync_api import Page, expect
 from tests.browser.pages import collect_script_errors, sign_in
 from tetris_site import stack
 from trainer import services
+from trainer.models import Experiment
 
 pytestmark = [pytest.mark.browser, pytest.mark.stack, pytest.mark.django_db(transaction=True)]
 
@@ -19,6 +20,18 @@ def test_every_kind_of_page_works_under_the_policy(
     staff = django_user_model.objects.create_superuser("root", password="pw-for-csp-1")
     first = services.run_create(owner=staff, name="first")
     second = services.run_create(owner=staff, name="second")
+    # The row alone: nothing scheduled, no run queued.
+    experiment = Experiment.objects.create(
+        owner=staff,
+        name="sweep",
+        preset="quick",
+        trials=2,
+        seeds=3,
+        parallel=2,
+        eval_games=5,
+        eval_piece_cap=0,
+        grid={"lr": [0.001, 0.0003]},
+    )
     sign_in(page, base, "root", "pw-for-csp-1")
     for path, shown in [
         ("/", "#runs"),
@@ -26,6 +39,9 @@ def test_every_kind_of_page_works_under_the_policy(
         (f"/runs/{first.pk}/", "#board"),
         (f"/compare/?runs={first.pk},{second.pk}", "#legend"),
         ("/play/bcts/", "#board"),
+        ("/experiments/", "#experiments"),
+        ("/experiments/new/", "#id_settings"),
+        (f"/experiments/{experiment.pk}/", "#configurations"),
         ("/admin/", "#content"),
         ("/admin/trainer/run/", "#result_list"),
         (f"/admin/trainer/run/{first.pk}/change/", "#run_form"),

@@ -70,6 +70,26 @@ def score_text(evaluation: Mapping[str, Any] | None) -> str:
     return f"{_lines(mean, mean)} (95% CI {interval}, {games})"
 
 
+def iqm_text(
+    iqm: float | None, low: float | None, high: float | None, runs: int, censored: int = 0
+) -> str:
+    """An interquartile mean of runs' scores with its 95% interval and its number of runs;
+    a dash if none yet.
+
+    "iqm (95% CI low-high, N runs)", an en dash between the bounds, with the decimals of
+    `score_text`. When `censored` of the runs played every game to the piece cap, their
+    scores are lower bounds, and so are these figures: "≥ iqm (95% CI low-high, N runs;
+    C at the piece cap)". static/js/scores.js (iqmText) writes the same text in the browser.
+    """
+    if iqm is None or low is None or high is None:
+        return NO_SCORE
+    interval = f"{_lines(low, iqm)}\N{EN DASH}{_lines(high, iqm)}"
+    count = f"{runs:,} run{'' if runs == 1 else 's'}"
+    if censored:
+        return f"≥ {_lines(iqm, iqm)} (95% CI {interval}, {count}; {censored:,} at the piece cap)"
+    return f"{_lines(iqm, iqm)} (95% CI {interval}, {count})"
+
+
 def _lines(value: float, scale: float) -> str:
     # One decimal for small scores, where it matters; none once they reach the hundreds.
     # The figures of one score share the decimals of its headline number. Ties round away

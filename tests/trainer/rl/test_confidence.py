@@ -4,9 +4,11 @@ import numpy as np
 import pytest
 
 from trainer.rl.confidence import (
+    NO_SCORE,
     bootstrap_interval,
     chi2_quantile,
     exponential_fit_p_value,
+    iqm_text,
     mean_interval,
 )
 from trainer.rl.evaluation import evaluate
@@ -113,3 +115,11 @@ def test_real_uncapped_games_of_a_weak_player_fit_an_exponential(height: int) ->
     assert result.truncated == 0
     p_value = exponential_fit_p_value(result.lines)
     assert p_value > 0.05, f"the exponential fit is rejected at height {height}: p={p_value}"
+
+
+def test_an_iqm_reads_with_its_interval_and_its_runs() -> None:
+    assert iqm_text(12.25, 10.04, 14.95, 3) == "12.3 (95% CI 10.0\N{EN DASH}15.0, 3 runs)"
+    assert iqm_text(1234.5, 1000.0, 1500.0, 1) == "1,235 (95% CI 1,000\N{EN DASH}1,500, 1 run)"
+    assert iqm_text(None, None, None, 0) == NO_SCORE
+    capped = iqm_text(800.0, 500.0, 1100.0, 3, censored=2)
+    assert capped == "≥ 800 (95% CI 500\N{EN DASH}1,100, 3 runs; 2 at the piece cap)"
