@@ -25,10 +25,13 @@ BOOTSTRAP_RESAMPLES = 2_000
 
 
 def final_score(run: Run) -> float | None:
-    """The run's final evaluation's mean lines per game, once done."""
+    """The run's final evaluation's mean lines per game, once done; when no game ended
+    before the piece cap, its 95% lower bound (the games' mean then lies below it)."""
     evaluation = run.final_evaluation
     if evaluation is None or evaluation.status != Evaluation.Status.DONE:
         return None
+    if evaluation.ci95_high is None:
+        return evaluation.ci95_low
     return evaluation.mean_lines
 
 
@@ -217,7 +220,8 @@ def experiment_brief(experiment: Experiment) -> dict:
     best = None
     if ranking:
         top = next(c for c in summary["configurations"] if c["trial"] == ranking[0])
-        best = {key: top[key] for key in ("trial", "params", "iqm", "ci95_low", "ci95_high")}
+        shown = ("trial", "params", "iqm", "ci95_low", "ci95_high", "evaluated", "censored")
+        best = {key: top.get(key) for key in shown}
     return {
         "id": experiment.pk,
         "name": experiment.name,

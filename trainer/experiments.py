@@ -254,8 +254,8 @@ def experiment_create(
 ) -> Experiment:
     """Validate and store an experiment, then start its first runs once it commits.
 
-    ConfigError names every bad field (`grid.lr`, `space.gamma`, `trials`, ...), and then
-    nothing is created.
+    ConfigError names every bad field (`config.lr`, `grid.lr`, `space.gamma`, `trials`,
+    ...), and then nothing is created.
     """
     errors: dict[str, str] = {}
     name = (name or "").strip()
@@ -269,17 +269,24 @@ def experiment_create(
         base = {}
     base = {key: value for key, value in base.items()}
     for own in OWN_FIELDS & set(base):
-        errors[own] = "the experiment sets each run's seed itself: use `seeds`"
+        errors[f"config.{own}"] = "the experiment sets each run's seed itself: use `seeds`"
         base.pop(own)
     try:
         base_config = TrainConfig.from_preset(preset or "quick", base)
     except ConfigError as error:
-        errors.update(error.errors)
+        # A setting's errors are `config.<name>`: some settings share a name with one of
+        # the experiment's own fields (eval_games, eval_piece_cap).
+        errors.update(
+            {
+                (name if name == "preset" else f"config.{name}"): message
+                for name, message in error.errors.items()
+            }
+        )
         base_config = None
     if base_config is not None:
         budget = _budget_errors(base_config)
         if budget:
-            errors["max_minutes"] = budget
+            errors["config.max_minutes"] = budget
     grid = _clean_grid(preset, base, grid if grid is not None else {}, errors)
     space = _clean_space(preset, base, space if space is not None else {}, errors)
     for name_ in set(grid) & set(space):

@@ -263,20 +263,15 @@ class ExperimentForm(forms.Form):
         return {**fields, "config": data["settings"], "space": data["ranges"]}
 
     def add_experiment_errors(self, errors: dict[str, str]) -> None:
-        """Show each error of `experiment_create` next to the box or field it is about."""
-        settings_given = set(self.cleaned_data.get("settings") or ())
-        setting_names = {spec["name"] for spec in TrainConfig.field_specs()}
+        """Show each error of `experiment_create` next to the box or field it is about:
+        `config.x` under the settings, `grid.x` and `space.x` under theirs."""
         for key, message in errors.items():
             head, dot, rest = key.partition(".")
             if dot and head in self.FIELD_OF_ERROR:
                 self.add_error(self.FIELD_OF_ERROR[head], f"{rest}: {message}")
             elif key in self.FIELD_OF_ERROR:
                 self.add_error(self.FIELD_OF_ERROR[key], message)
-            elif key in self.fields and key not in settings_given:
-                # eval_games and eval_piece_cap are names of the experiment and of a
-                # setting: a setting's error is the settings box's if that line was given.
+            elif key in self.fields:
                 self.add_error(key, message)
-            elif key in setting_names:
-                self.add_error("settings", f"{key}: {message}")
             else:
                 self.add_error(None, f"{key}: {message}")

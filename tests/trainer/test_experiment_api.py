@@ -53,9 +53,9 @@ def test_create_answers_201_with_the_experiment_and_its_first_runs(
     ("change", "field"),
     [
         ({"seedz": 3}, "seedz"),
-        ({"config": {"max_minutes": 1.0, "lrr": 0.1}}, "lrr"),
+        ({"config": {"max_minutes": 1.0, "lrr": 0.1}}, "config.lrr"),
         ({"space": {"lr": {"low": 0.01, "high": 0.01}}, "sampler": "random"}, "space.lr"),
-        ({"config": {"max_minutes": 0}}, "max_minutes"),
+        ({"config": {"max_minutes": 0}}, "config.max_minutes"),
         ({"sampler": "random", "trials": 1000}, "trials"),
         ({"parallel": "two"}, "parallel"),
     ],
