@@ -41,10 +41,12 @@
     "holes",
     "cumulative_wells",
   ];
+  const BCTS_FEATURES = [...DELLACHERIE_FEATURES, "hole_depth", "rows_with_holes"];
   const FEATURE_SETS = Object.freeze({
     classic: Object.freeze(["lines", "holes", "bumpiness", "aggregate_height"]),
     dellacherie: Object.freeze([...DELLACHERIE_FEATURES]),
-    bcts: Object.freeze([...DELLACHERIE_FEATURES, "hole_depth", "rows_with_holes"]),
+    bcts: Object.freeze([...BCTS_FEATURES]),
+    dt: Object.freeze([...BCTS_FEATURES, "pattern_diversity"]),
   });
 
   const MASK64 = (1n << 64n) - 1n;
@@ -195,6 +197,13 @@
     }
     let bumpiness = 0;
     for (let c = 0; c + 1 < width; c += 1) bumpiness += Math.abs(heights[c] - heights[c + 1]);
+    // Pattern diversity (MDPTetris's get_diversity): which of the height differences
+    // -2, -1, 0, 1, 2 (right column minus left) occur between neighbouring columns.
+    const patterns = new Set();
+    for (let c = 0; c + 1 < width; c += 1) {
+      const difference = heights[c + 1] - heights[c];
+      if (Math.abs(difference) <= 2) patterns.add(difference);
+    }
     return {
       holes,
       bumpiness,
@@ -204,6 +213,7 @@
       cumulative_wells: wells,
       hole_depth: holeDepth,
       rows_with_holes: holeRows.size,
+      pattern_diversity: patterns.size,
     };
   }
 

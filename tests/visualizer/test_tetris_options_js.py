@@ -94,6 +94,7 @@ def weight_vectors(feature_set: str, rng: np.random.Generator) -> list[list[floa
         "classic": [[0.760666, -0.35663, -0.184483, -0.510066]],  # Yiyuan Lee's weights
         "dellacherie": [DELLACHERIE_WEIGHTS.tolist()],
         "bcts": [BCTS_WEIGHTS.tolist()],
+        "dt": [[*BCTS_WEIGHTS.tolist(), 5.0]],  # BCTS's, and a weight on pattern diversity
     }[feature_set]
     drawn = [rng.normal(0, 10, n).tolist(), rng.integers(-3, 4, n).astype(float).tolist()]
     return [*published, *drawn, [0.0] * n]

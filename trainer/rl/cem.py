@@ -1,6 +1,7 @@
-"""cem: noisy cross-entropy search over linear weights of the BCTS features.
+"""cem: noisy cross-entropy search over linear weights of afterstate features.
 
-Szita & Lőrincz (2006), with Thiery & Scherrer's BCTS features (2009): sample weight vectors
+Szita & Lőrincz (2006), over Thiery & Scherrer's BCTS features (2009) or the DT features of
+Scherrer et al. (2015), BCTS's and pattern diversity (`cem_features`): sample weight vectors
 from a Gaussian, play a training game with each, refit the Gaussian to the best fraction and
 add noise so the search does not collapse early. Selection only works while the cap on
 training games rarely binds, so the cap grows with the elite's games, and training may use a
@@ -17,24 +18,32 @@ from typing import Any
 import numpy as np
 import torch
 
-from trainer.rl.config import TrainConfig
+from trainer.rl.config import ConfigError, TrainConfig
 from trainer.rl.events import MAX_REPLAY_PIECES, linear_policy_record
 from trainer.rl.options import linear_options
 from trainer.rl.policies import LinearPolicy, play_linear_in_threads
 from trainer.rl.run import RunContext, numpy_rng_state, restore_numpy_rng
 from trainer.tetris import FEATURE_SETS, TetrisGame
 
-FEATURE_SET = "bcts"
+# What a checkpoint written before `cem_features` existed learned over.
+SAVED_FEATURE_SET_BEFORE_CHOICE = "bcts"
 # The first generation's cap: random weights lose within a few hundred pieces.
 INITIAL_PIECE_CAP = 1_000
 
 
 def train_cem(config: TrainConfig, run: RunContext, resumed: dict[str, Any] | None) -> None:
     """Run the cem learner until `run` says to finish, then write the final checkpoint."""
+    feature_set = config.cem_features
+    if resumed:
+        saved = resumed.get("feature_set", SAVED_FEATURE_SET_BEFORE_CHOICE)
+        if saved != feature_set:
+            raise ConfigError(
+                {"cem_features": f"must stay {saved!r} to resume, got {feature_set!r}"}
+            )
     # seeding
     rng = np.random.default_rng(config.seed)
     # the search distribution
-    num_weights = len(FEATURE_SETS[FEATURE_SET])
+    num_weights = len(FEATURE_SETS[feature_set])
     mean = np.zeros(num_weights)
     std = np.full(num_weights, config.cem_initial_std)
     generation, piece_cap = 0, INITIAL_PIECE_CAP
@@ -54,20 +63,21 @@ def train_cem(config: TrainConfig, run: RunContext, resumed: dict[str, Any] | No
             "generation": generation,
             "piece_cap": piece_cap,
             "numpy_rng": numpy_rng_state(rng),
+            "feature_set": feature_set,
         }
 
     def policy() -> dict[str, Any]:
-        return {"kind": "linear", "feature_set": FEATURE_SET, "weights": torch.from_numpy(mean)}
+        return {"kind": "linear", "feature_set": feature_set, "weights": torch.from_numpy(mean)}
 
     # Viewers watch the current mean weights play a full-size game, one piece per frame.
     showcase = TetrisGame(config.width, config.height, config.randomizer, config.seed)
 
     def keep_going() -> bool:
         if run.frame_due():
-            showcase.play_linear(mean, FEATURE_SET, 1)
+            showcase.play_linear(mean, feature_set, 1)
             if showcase.game_over or (config.piece_cap and showcase.pieces >= config.piece_cap):
                 showcase.reset()
-            run.send_frame(showcase, lambda: linear_options(showcase, mean, FEATURE_SET))
+            run.send_frame(showcase, lambda: linear_options(showcase, mean, feature_set))
         return not run.finished()
 
     while not run.finished():
@@ -84,7 +94,7 @@ def train_cem(config: TrainConfig, run: RunContext, resumed: dict[str, Any] | No
         complete = play_linear_in_threads(
             games,
             game_weights,
-            FEATURE_SET,
+            feature_set,
             piece_cap=piece_cap,
             threads=config.threads,
             keep_going=keep_going,
@@ -112,7 +122,7 @@ def train_cem(config: TrainConfig, run: RunContext, resumed: dict[str, Any] | No
             "cem/generation_seconds": seconds,
         }
         # The search distribution itself, feature by feature: the viewer's weight chart.
-        for name, weight, spread in zip(FEATURE_SETS[FEATURE_SET], mean, std, strict=True):
+        for name, weight, spread in zip(FEATURE_SETS[feature_set], mean, std, strict=True):
             extra[f"cem/weight/{name}"] = float(weight)
             extra[f"cem/weight_std/{name}"] = float(spread)
         # The next cap leaves room for the elite to do much better than it just did.
@@ -121,18 +131,18 @@ def train_cem(config: TrainConfig, run: RunContext, resumed: dict[str, Any] | No
             piece_cap = min(piece_cap, config.piece_cap)
         for game, weights in zip(games, game_weights, strict=True):
             run.total_pieces += game.pieces
-            replay = functools.partial(replay_linear_game, game, weights)
-            played_by = linear_policy_record(weights, FEATURE_SET)
+            replay = functools.partial(replay_linear_game, game, weights, feature_set)
+            played_by = linear_policy_record(weights, feature_set)
             run.end_episode(game, game.lines, None, None, extra, replay, played_by)
         if run.evaluation_due():
-            run.evaluate(LinearPolicy(f"generation {generation}", mean, FEATURE_SET), policy())
+            run.evaluate(LinearPolicy(f"generation {generation}", mean, feature_set), policy())
         if run.checkpoint_due():
             run.save(state(), policy())
 
     run.save(state(), policy())
 
 
-def replay_linear_game(game: TetrisGame, weights: np.ndarray) -> np.ndarray:
+def replay_linear_game(game: TetrisGame, weights: np.ndarray, feature_set: str) -> np.ndarray:
     """The placements of a finished game that `weights` played greedily, played again."""
     again = TetrisGame(game.width, game.height, game.randomizer, game.seed)
-    return again.play_linear_recorded(weights, FEATURE_SET, min(game.pieces, MAX_REPLAY_PIECES))
+    return again.play_linear_recorded(weights, feature_set, min(game.pieces, MAX_REPLAY_PIECES))

@@ -17,6 +17,8 @@ DQN_FEATURES = ("classic", "dellacherie", "bcts", "bcts+classic")
 # Inputs of each value-net feature set (trainer.rl.features has the names; a test checks
 # these counts against it, so that validating a config never loads the engine).
 DQN_FEATURE_COUNTS = {"classic": 4, "dellacherie": 6, "bcts": 8, "bcts+classic": 11}
+# The engine feature sets cem can weigh (a test checks they are the engine's).
+CEM_FEATURES = ("bcts", "dt")
 # The replay buffer fills to this at most: a run must not take a shared machine's memory.
 MAX_REPLAY_BYTES = 2 * 1024**3
 # Training games in one cem generation: each is a game in memory and, once over, a metric.
@@ -128,7 +130,7 @@ class TrainConfig:
     inject_nan_at_update: int = _spec(0, low=0, high=10**12)
     """fault injection for tests: poison this gradient update's loss with NaN (0 = never)"""
 
-    # --- cem: noisy cross-entropy over linear BCTS weights ---
+    # --- cem: noisy cross-entropy over linear weights of afterstate features ---
     cem_population: int = _spec(100, low=4, high=10_000)
     """weight vectors sampled per generation"""
     cem_elite_fraction: float = _spec(0.1, low=0.01, high=0.5)
@@ -147,6 +149,9 @@ class TrainConfig:
     cem_cap_growth: float = _spec(4.0, low=1.0, high=1e6)
     """each generation's piece cap is this many times the previous elite's median game length,
     so that few samples ever reach it"""
+    cem_features: str = _spec("bcts", choices=CEM_FEATURES)
+    """features cem weighs (MDPTetris definitions): `bcts`, Thiéry & Scherrer's 8, or `dt`,
+    those 8 and pattern diversity, the 9 of the DT-20 controller (Scherrer et al., 2015)"""
 
     def __post_init__(self) -> None:
         errors: dict[str, str] = {}

@@ -89,7 +89,7 @@ class TetrisEnv(gym.Env[dict[str, Any], int]):
     | `illegal_action`  | str   | `"end"`     | `"end"`, `"noop"` or `"penalty"` (above)       |
     | `illegal_penalty` | float | `1.0`       | the penalty's size                           |
     | `features`        | str   | `None`      | `"afterstates"` or `"board"` (above)           |
-    | `feature_set`     | str   | `"bcts"`    | `"classic"`, `"dellacherie"` or `"bcts"`       |
+    | `feature_set`     | str   | `"bcts"`    | `"classic"`, `"dellacherie"`, `"bcts"` or `"dt"` |
 
     Both render modes show the piece to place, the next piece, the lines and the score
     beside the board.
@@ -134,7 +134,7 @@ class TetrisEnv(gym.Env[dict[str, Any], int]):
             "next_piece": spaces.Discrete(NUM_PIECES),
         }
         count = len(FEATURE_SETS[feature_set])
-        # Every feature counts cells, rows or depths: none is negative or above this.
+        # Every feature counts cells, rows, depths or patterns: none is negative or above this.
         most = float(width * height * height)
         if features == "afterstates":
             shape = (self.game.num_actions, count)

@@ -14,15 +14,20 @@ DELLACHERIE_FEATURES = (
     "cumulative_wells",
 )
 
+BCTS_FEATURES = (*DELLACHERIE_FEATURES, "hole_depth", "rows_with_holes")
+
 FEATURE_SETS: dict[str, tuple[str, ...]] = {
     "classic": ("lines", "holes", "bumpiness", "aggregate_height"),
     "dellacherie": DELLACHERIE_FEATURES,
-    "bcts": (*DELLACHERIE_FEATURES, "hole_depth", "rows_with_holes"),
+    "bcts": BCTS_FEATURES,
+    "dt": (*BCTS_FEATURES, "pattern_diversity"),
 }
 
 # Ids the kernels branch on; the order of FEATURE_SETS' keys.
 FEATURE_SET_IDS: dict[str, int] = {name: i for i, name in enumerate(FEATURE_SETS)}
-CLASSIC, DELLACHERIE, BCTS = (FEATURE_SET_IDS[n] for n in ("classic", "dellacherie", "bcts"))
+CLASSIC, DELLACHERIE, BCTS, DT = (
+    FEATURE_SET_IDS[n] for n in ("classic", "dellacherie", "bcts", "dt")
+)
 MAX_FEATURES = max(len(names) for names in FEATURE_SETS.values())
 
 DELLACHERIE_WEIGHTS = np.array([-1.0, 1.0, -1.0, -1.0, -4.0, -1.0])

@@ -7,9 +7,9 @@ is five arrays (rows, column heights, colours, an int64 info vector and the PRNG
 that Python and the kernels share it without copies, and it pickles as plain numpy.
 
 Everything is compiled lazily on first call and cached on disk (``cache=True``); ``nogil``
-lets Python threads run kernels on several cores. The piece tables from ``pieces.py`` are
-baked in at compile time: numba's cache keys on this file only, so touch it after changing
-those tables.
+lets Python threads run kernels on several cores. The piece tables from ``pieces.py`` and
+the feature sets' ids and sizes from ``features.py`` are baked in at compile time: numba's
+cache keys on this file only, so touch it after changing those.
 """
 
 import numpy as np
@@ -17,7 +17,7 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
-from trainer.tetris.features import BCTS, CLASSIC, DELLACHERIE, MAX_FEATURES
+from trainer.tetris.features import BCTS, CLASSIC, DT, FEATURE_SETS, MAX_FEATURES
 from trainer.tetris.pieces import (
     NUM_PIECES,
     NUM_ROTATIONS,
@@ -44,6 +44,10 @@ SCORE_TABLE.flags.writeable = False
 
 ROW_MASKS = PIECE_ROW_MASKS.astype(np.int64)
 ROW_MASKS.flags.writeable = False
+
+# Features in each set, by kernel id.
+FEATURE_COUNTS = np.array([len(names) for names in FEATURE_SETS.values()], np.int64)
+FEATURE_COUNTS.flags.writeable = False
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -204,6 +208,20 @@ def column_heights(rows: np.ndarray, wall_height: int, width: int, out: np.ndarr
     return tallest
 
 
+@njit(cache=True, nogil=True, inline="always")
+def pattern_diversity(heights: np.ndarray, width: int) -> int:
+    """How many of the height differences -2, -1, 0, 1, 2 occur between neighbouring columns.
+
+    MDPTetris's get_diversity: the difference is the right column's height minus the left's.
+    """
+    seen = 0
+    for c in range(width - 1):
+        difference = heights[c + 1] - heights[c]
+        if -2 <= difference <= 2:
+            seen |= 1 << (difference + 2)
+    return popcount(seen)
+
+
 @njit(cache=True, nogil=True)
 def classic_features(
     rows: np.ndarray, wall_height: int, width: int, heights: np.ndarray
@@ -235,7 +253,10 @@ def write_features(
     heights_after: np.ndarray,
     out: np.ndarray,
 ) -> None:
-    """Write the features of set fs for a board and the placement that made it into out."""
+    """Write the features of set fs for a board and the placement that made it into out.
+
+    heights_after (the board's column heights) is read by the classic and dt sets only.
+    """
     if fs == CLASSIC:
         holes, bumpiness, aggregate = classic_features(rows, wall_height, width, heights_after)
         out[0] = lines
@@ -250,19 +271,17 @@ def write_features(
     out[3] = ct
     out[4] = holes
     out[5] = wells
-    if fs == BCTS:
+    if fs in (BCTS, DT):
         out[6] = depth
         out[7] = rows_with_holes
+    if fs == DT:
+        out[8] = pattern_diversity(heights_after, width)
 
 
 @njit(cache=True, nogil=True)
 def feature_count(fs: int) -> int:
     """Number of features in set fs."""
-    if fs == CLASSIC:
-        return 4
-    if fs == DELLACHERIE:
-        return 6
-    return 8
+    return FEATURE_COUNTS[fs]
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -345,7 +364,7 @@ def scan_placements(
             if lines:
                 top = compact_rows(cleared, scratch, dest, top, full_row)
                 board = cleared
-            if fs == CLASSIC:
+            if fs in (CLASSIC, DT):
                 if lines:
                     column_heights(board, top, width, heights_after)
                 else:

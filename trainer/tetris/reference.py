@@ -181,6 +181,13 @@ def aggregate_height(board: Board) -> int:
     return sum(column_height(cells) for cells in columns(board))
 
 
+def pattern_diversity(board: Board) -> int:
+    """How many of the height differences -2 to 2 occur between neighbouring columns."""
+    heights = [column_height(cells) for cells in columns(board)]
+    differences = {right - left for left, right in itertools.pairwise(heights)}
+    return len(differences & {-2, -1, 0, 1, 2})
+
+
 def placement_features(placement: Placement) -> dict[str, float]:
     """Every feature of FEATURE_SETS, by name, for the board a placement made."""
     board = placement.board
@@ -196,6 +203,7 @@ def placement_features(placement: Placement) -> dict[str, float]:
         "cumulative_wells": cumulative_wells(board),
         "hole_depth": hole_depth(board),
         "rows_with_holes": rows_with_holes(board),
+        "pattern_diversity": pattern_diversity(board),
     }
 
 

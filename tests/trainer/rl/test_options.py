@@ -35,11 +35,12 @@ def known_game(piece: str) -> TetrisGame:
 
 
 @pytest.mark.parametrize("piece", list(PIECE_NAMES))
-@pytest.mark.parametrize("feature_set", ["dellacherie", "bcts"])
+@pytest.mark.parametrize("feature_set", ["dellacherie", "bcts", "dt"])
 def test_linear_options_are_the_reference_rules_value_by_value(
     piece: str, feature_set: str
 ) -> None:
-    weights = REFERENCE_POLICIES[feature_set].weights
+    dt_weights = np.array([*BCTS_WEIGHTS, 3.0])
+    weights = dt_weights if feature_set == "dt" else REFERENCE_POLICIES[feature_set].weights
     game = known_game(piece)
     options = linear_options(game, weights, feature_set)
     board = reference.board_from_frame(KNOWN_BOARD, 10)

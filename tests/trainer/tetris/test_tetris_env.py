@@ -210,11 +210,13 @@ def test_bad_options_are_refused_by_name(arguments: dict) -> None:
         TetrisEnv(**arguments)
 
 
-@pytest.mark.parametrize("features", ["afterstates", "board"])
-def test_feature_observations_pass_check_env(features: str) -> None:
+@pytest.mark.parametrize(
+    ("features", "feature_set"), [("afterstates", "bcts"), ("board", "bcts"), ("afterstates", "dt")]
+)
+def test_feature_observations_pass_check_env(features: str, feature_set: str) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        check_env(gym.make(ENV_ID, features=features).unwrapped)
+        check_env(gym.make(ENV_ID, features=features, feature_set=feature_set).unwrapped)
 
 
 def test_afterstate_features_are_each_actions_afterstate() -> None:

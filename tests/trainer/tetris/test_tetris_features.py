@@ -143,6 +143,65 @@ def test_holes_and_hole_depth_follow_mdptetris(
     assert game.features("bcts")[[4, 6, 7]].tolist() == [holes, hole_depth, rows_with_holes]
 
 
+@pytest.mark.parametrize(
+    ("picture", "diversity"),
+    [
+        # Heights 0 1 3 3 2 6: differences +1 +2 0 -1 +4; the +4 is not a pattern. 4.
+        (["     X", "     X", "     X", "  XX X", "  XXXX", " XXXXX"], 4),
+        # Heights 2 2 2 2 2 0 over holes: differences 0 0 0 0 -2. Holes do not count. 2.
+        (["XXXXX ", " X X  "], 2),
+        # Heights 0 3 0 3 0 3: every difference is +3 or -3. 0.
+        ([" X X X", " X X X", " X X X"], 0),
+        # Heights 0 2 1 1 2 4 6 4 3 5: differences +2 -1 0 +1 +2 +2 -2 -1 +2. All five: 5.
+        (
+            [
+                "      X   ",
+                "      X  X",
+                "     XXX X",
+                "     XXXXX",
+                " X  XXXXXX",
+                " XXXXXXXXX",
+            ],
+            5,
+        ),
+    ],
+)
+def test_pattern_diversity_counts_the_height_differences_seen_from_minus_2_to_2(
+    picture: list[str], diversity: int
+) -> None:
+    # MDPTetris's get_diversity: which of -2, -1, 0, 1, 2 the neighbouring columns' height
+    # differences take, counted once each.
+    width = len(picture[0])
+    board = [[ch == "X" for ch in row] for row in picture[::-1]]
+    board += ref.empty_board(width, 20 - len(board))
+    assert ref.pattern_diversity(board) == diversity
+    game = TetrisGame(width, 20, seed=0)
+    game.set_board(frame_of(board), 0)
+    features = dict(zip(FEATURE_SETS["dt"], game.features("dt").tolist(), strict=True))
+    assert features["pattern_diversity"] == diversity
+    bcts = dict(zip(FEATURE_SETS["bcts"], game.features("bcts").tolist(), strict=True))
+    assert {name: features[name] for name in bcts} == bcts  # dt = bcts + pattern diversity
+
+
+def test_pattern_diversity_is_measured_after_the_lines_clear(
+    game_with_board: GameWithBoard,
+) -> None:
+    game = game_with_board(["SSSSSSSSS.", "SSSSSSSSS."], "I")
+    # Heights 2 ... 2 0: differences 0 and -2 before the placement.
+    assert game.features("dt")[8] == 2
+    after = game.afterstates("dt")
+    # A vertical I in the last column clears both rows and keeps two cells there:
+    # heights 0 ... 0 2, differences 0 and +2.
+    upright_in_last_column = after.actions.tolist().index(1 * 10 + 9)
+    assert after.features[upright_in_last_column, 8] == 2
+    game.step(1 * 10 + 9)
+    assert game.board_string()[-20:] == ".........I" * 2
+    assert game.features("dt")[8] == 2
+    # A flat I on the left instead: heights 3 3 3 3 2 2 2 2 2 0 -> 0, -1, -2: 3.
+    flat_on_the_left = after.actions.tolist().index(0)
+    assert after.features[flat_on_the_left, 8] == 3
+
+
 def test_move_features_describe_the_last_placement(game_with_board: GameWithBoard) -> None:
     game = game_with_board(["SSSSSSSSS.", "SSSSSSSSS."], "I")
     game.step(1 * 10 + 9)  # vertical I: two of its cells complete two lines

@@ -238,6 +238,7 @@ def greedy_action(game: TetrisGame, weights: np.ndarray, feature_set: str) -> in
         ("bcts", BCTS_WEIGHTS),
         ("dellacherie", DELLACHERIE_WEIGHTS),
         ("classic", np.array([0.76, -0.36, -0.18, -0.51])),
+        ("dt", np.array([*BCTS_WEIGHTS, 8.0])),
     ],
 )
 def test_play_linear_takes_the_best_afterstate(feature_set: str, weights: np.ndarray) -> None:
