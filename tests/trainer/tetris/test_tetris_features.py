@@ -11,7 +11,7 @@ from trainer.tetris import BCTS_WEIGHTS, FEATURE_SETS, PIECE_NAMES, TetrisGame
 from trainer.tetris import reference as ref
 
 BOARDS_PER_EXAMPLE = 50
-EXAMPLES = 100  # 5,000 random boards in all (10,000 took 40 s of make test)
+EXAMPLES = 40  # 2,000 random boards in all (10,000 took 40 s of make test, 5,000 21 s)
 SIZES = [(10, 20)] * 4 + [(4, 4), (5, 9), (6, 12), (8, 16), (12, 6), (16, 24)]
 
 GameWithBoard = Callable[..., TetrisGame]
