@@ -164,6 +164,27 @@ def get_experiment(request: HttpRequest, experiment_id: int) -> dict:
     return experiment_figures(experiments.experiment_for_viewer(request.user, experiment_id))
 
 
+class ExperimentPatch(Schema):
+    """Fields the owner may change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    visibility: str = Field(..., description="private or public: the experiment and its runs")
+
+
+@router.patch(
+    "/experiments/{experiment_id}/",
+    response={200: ExperimentOut, 400: FieldErrorsOut, 403: ErrorOut, 404: ErrorOut},
+)
+def update_experiment(request: HttpRequest, experiment_id: int, body: ExperimentPatch) -> dict:
+    """Make an experiment and its runs public or private (owner only)."""
+    experiment = experiments.experiment_for_viewer(request.user, experiment_id)
+    experiments.experiment_set_visibility(
+        experiment=experiment, user=request.user, visibility=body.visibility
+    )
+    return experiment_figures(experiment)
+
+
 @router.post(
     "/experiments/{experiment_id}/stop",
     response={200: ExperimentOut, 403: ErrorOut, 404: ErrorOut},

@@ -204,11 +204,13 @@ def _improvements(ranked: list[int], finals: dict[int, np.ndarray]) -> list[dict
 
 
 def experiment_figures(experiment: Experiment) -> dict:
-    """The statistics as the scheduler last stored them, with the status as it is now;
+    """The statistics as the scheduler last stored them, with the status and visibility as
+    they are now;
     computed here if the scheduler has not stored any yet."""
     experiment.refresh_from_db()
     summary = dict(experiment.summary) or experiment_summary(experiment)
     summary["status"] = experiment.status
+    summary["visibility"] = experiment.visibility
     summary["finished_at"] = experiment.finished_at.isoformat() if experiment.finished_at else None
     return summary
 

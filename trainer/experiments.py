@@ -377,6 +377,25 @@ def experiment_stop(*, experiment: Experiment, user: AbstractBaseUser) -> Experi
     return experiment
 
 
+def experiment_set_visibility(
+    *, experiment: Experiment, user: AbstractBaseUser, visibility: str
+) -> Experiment:
+    """Make an experiment and its runs public or private (owner only); viewers who lost
+    access to it, or to one of its runs, are cut off at once."""
+    if not (user.is_authenticated and experiment.owner_id == user.pk):
+        raise NotAllowed("only the experiment's owner can change who may see it")
+    if visibility not in Run.Visibility.values:
+        raise ConfigError({"visibility": f"must be one of {', '.join(Run.Visibility.values)}"})
+    with transaction.atomic():
+        Experiment.objects.filter(pk=experiment.pk).update(visibility=visibility)
+        experiment.visibility = visibility
+        for run in Run.objects.filter(experiment=experiment, owner=user):
+            services.run_set_visibility(run=run, user=user, visibility=visibility)
+    if visibility == Run.Visibility.PRIVATE:
+        bridge.publish_access_changed(experiment_group(experiment.pk))
+    return experiment
+
+
 def _stop_run(run: Run) -> None:
     try:
         run.request_stop()

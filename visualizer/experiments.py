@@ -132,6 +132,7 @@ def experiment_detail(request: HttpRequest, experiment_id: int) -> HttpResponse:
         "figures": experiment_figures(experiment),
         "page": page,
         "can_stop": selectors.can_stop(request.user, experiment),
+        "can_control": experiment.owner_id == request.user.pk,
     }
     return render(request, "visualizer/experiment_detail.html", context)
 
@@ -144,5 +145,19 @@ def experiment_stop(request: HttpRequest, experiment_id: int) -> HttpResponse:
         experiments.experiment_stop(experiment=experiment, user=request.user)
     except selectors.NotAllowed as error:
         context = {"title": "This experiment cannot be stopped", "message": str(error)}
+        return render(request, "visualizer/unavailable.html", context, status=403)
+    return redirect("experiment-detail", experiment_id=experiment.pk)
+
+
+@require_POST
+def experiment_visibility(request: HttpRequest, experiment_id: int) -> HttpResponse:
+    """Make an experiment and its runs public or private (owner only); then its page."""
+    experiment = _experiment_or_404(request, experiment_id)
+    try:
+        experiments.experiment_set_visibility(
+            experiment=experiment, user=request.user, visibility=request.POST.get("visibility", "")
+        )
+    except (selectors.NotAllowed, ConfigError) as error:
+        context = {"title": "Who may see this experiment was not changed", "message": str(error)}
         return render(request, "visualizer/unavailable.html", context, status=403)
     return redirect("experiment-detail", experiment_id=experiment.pk)

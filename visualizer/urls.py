@@ -34,6 +34,11 @@ urlpatterns = [
         experiments.experiment_stop,
         name="experiment-stop",
     ),
+    path(
+        "experiments/<int:experiment_id>/visibility/",
+        experiments.experiment_visibility,
+        name="experiment-visibility",
+    ),
     re_path(
         rf"^{STATIC_PREFIX}(?P<path>.+)$",
         login_not_required(serve_static),

@@ -96,3 +96,28 @@ def test_the_schema_lists_the_experiment_routes(ada: Client) -> None:
     paths = ada.get("/api/openapi.json").json()["paths"]
     assert {"/api/experiments/", "/api/experiments/{experiment_id}/"} <= set(paths)
     assert "/api/experiments/{experiment_id}/stop" in paths
+
+
+def test_the_owner_makes_an_experiment_and_its_runs_private_and_viewers_are_cut_off(
+    ada: Client, user: object, other_user: object, published: list
+) -> None:
+    experiment = experiments.experiment_create(owner=user, **{**BODY, "visibility": "public"})
+    experiments.experiment_advance(experiment_id=experiment.pk)
+    other = Client()
+    other.force_login(other_user)
+    url = f"/api/experiments/{experiment.pk}/"
+    assert (
+        other.patch(url, {"visibility": "private"}, content_type="application/json").status_code
+        == 403
+    )
+    response = ada.patch(url, {"visibility": "private"}, content_type="application/json")
+    assert response.status_code == 200 and response.json()["visibility"] == "private"
+    assert set(Run.objects.filter(experiment=experiment).values_list("visibility", flat=True)) == {
+        "private"
+    }
+    assert other.get(url).status_code == 404
+    groups = {group for group, envelope in published if envelope.kind == "access_changed"}
+    assert f"experiment.{experiment.pk}" in groups
+    assert (
+        ada.patch(url, {"visibility": "secret"}, content_type="application/json").status_code == 400
+    )

@@ -41,6 +41,8 @@ def test_create_status_stop_and_export(user: object) -> None:
     assert "is running" in status and "lr=" in status
     assert json.loads(run("status", str(experiment.pk), "--json"))["id"] == experiment.pk
     assert "lr sweep" in run("status")
+    assert "are public" in run("visibility", str(experiment.pk), "public")
+    assert Run.objects.filter(experiment=experiment, visibility="public").count() == 2
     assert "is stopped" in run("stop", str(experiment.pk))
     rows = list(csv.DictReader(io.StringIO(run("export", str(experiment.pk), "--format", "csv"))))
     assert len(rows) == Run.objects.filter(experiment=experiment).count() == 2

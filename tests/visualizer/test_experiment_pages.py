@@ -212,6 +212,29 @@ def test_the_stop_button_stops_the_experiment_and_its_runs(user: object) -> None
 # --- the socket ---
 
 
+def test_the_owner_makes_the_experiment_public_from_its_page(
+    client: Client, user: object, other_user: object
+) -> None:
+    experiment = create(user)
+    client.force_login(other_user)
+    assert client.post(f"/experiments/{experiment.pk}/visibility/").status_code == 404
+    client.force_login(user)
+    page = client.get(f"/experiments/{experiment.pk}/").content.decode()
+    assert "Make public" in page
+    response = client.post(f"/experiments/{experiment.pk}/visibility/", {"visibility": "public"})
+    assert response.status_code == 302
+    experiment.refresh_from_db()
+    assert experiment.visibility == "public"
+    client.force_login(other_user)
+    assert client.get(f"/experiments/{experiment.pk}/").status_code == 200
+    assert (
+        client.post(
+            f"/experiments/{experiment.pk}/visibility/", {"visibility": "private"}
+        ).status_code
+        == 403
+    )
+
+
 def stored_experiment(owner: object, **fields: object) -> Experiment:
     """An experiment's row alone: nothing scheduled, so no run reaches the test Redis's
     queues (experiment_create starts runs once its transaction commits)."""

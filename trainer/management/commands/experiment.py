@@ -1,4 +1,4 @@
-"""manage.py experiment create|status|stop|export: seeds and sweeps from the shell."""
+"""manage.py experiment create|status|stop|visibility|export: seeds and sweeps from the shell."""
 
 from __future__ import annotations
 
@@ -71,6 +71,11 @@ class Command(BaseCommand):
             if name == "export":
                 sub.add_argument("--format", choices=["json", "csv"], default="json")
                 sub.add_argument("--output", "-o", help="file (default: standard output)")
+        visibility = actions.add_parser(
+            "visibility", help="make an experiment and its runs public or private"
+        )
+        visibility.add_argument("experiment", metavar="EXPERIMENT")
+        visibility.add_argument("visibility", choices=["public", "private"])
         for sub in actions.choices.values():
             sub.add_argument("--user", help="act as this user (default: the owner)")
             sub.add_argument("--json", action="store_true", help="print data as JSON")
@@ -159,6 +164,14 @@ class Command(BaseCommand):
             experiment=experiment, user=user or experiment.owner
         )
         self.stdout.write(f"experiment {experiment.pk} is {experiment.status}")
+
+    def visibility(self, options: dict) -> None:
+        user = acting_user(options["user"])
+        experiment = _find(options["experiment"], user)
+        experiments.experiment_set_visibility(
+            experiment=experiment, user=user or experiment.owner, visibility=options["visibility"]
+        )
+        self.stdout.write(f"experiment {experiment.pk} and its runs are {experiment.visibility}")
 
     def export(self, options: dict) -> None:
         figures = experiment_figures(_find(options["experiment"], acting_user(options["user"])))
