@@ -82,6 +82,9 @@ def sweep() -> None:
             step()
         except (DatabaseError, queues.QueueUnavailable):
             log.exception("the sweep's %s failed", step.__name__)
+        except Exception:
+            # Whatever one step raises, the next steps, and the next sweeps, still run.
+            log.exception("the sweep's %s failed unexpectedly", step.__name__)
     connection.close()  # this thread's connection: no idle one held between sweeps
 
 

@@ -71,6 +71,7 @@ class ConfigurationOut(Schema):
 
     trial: int
     state: str = Field(description="running, complete, pruned or failed")
+    error: str = Field("", description="why a failed configuration could not run")
     params: dict[str, Any] = Field(description="the swept settings' values")
     config: dict[str, Any] = Field(description="every setting given over the preset")
     runs: list[int]

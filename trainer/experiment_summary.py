@@ -100,6 +100,7 @@ def experiment_summary(experiment: Experiment) -> dict:
         entry: dict[str, Any] = {
             "trial": trial.number,
             "state": trial.state,
+            "error": trial.error,
             "params": trial.params,
             "config": {**experiment.config, **trial.params},
             "runs": [run.pk for run in mine],
@@ -123,7 +124,12 @@ def experiment_summary(experiment: Experiment) -> dict:
             finals[trial.number] = np.asarray(scores, dtype=float)
         configurations.append(entry)
     scored = [entry for entry in configurations if entry["iqm"] is not None]
-    ranking = sorted(scored, key=lambda entry: (-entry["ci95_low"], -entry["iqm"]))
+    # Configurations with every seed evaluated first: one run's interval has no width, and
+    # must not outrank a complete configuration's.
+    ranking = sorted(
+        scored,
+        key=lambda entry: (entry["state"] != "complete", -entry["ci95_low"], -entry["iqm"]),
+    )
     return {
         "id": experiment.pk,
         "name": experiment.name,

@@ -14,6 +14,7 @@ configuration and no seed of one is ever started twice, whoever advances at once
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import math
 import random
@@ -55,8 +56,9 @@ DEFAULT_EVAL_GAMES = 20
 # Final evaluations cut games at this many pieces by default (0 = none): an agent that
 # learned well must not hold the evaluate workers for hours.
 DEFAULT_EVAL_PIECE_CAP = 100_000
-# A run whose worker was lost is resumed from its checkpoint this many times at most.
-MAX_RETRIES = 3
+# A run whose worker was lost or shut down is resumed from its checkpoint this many times
+# at most.
+MAX_RETRIES = 5
 # Lost-worker reasons (`services.run_reap`, `services.runs_end_unstopped`): not the run's fault.
 LOST_WORKER = ("worker lost", "did not stop within")
 # Settings an experiment sets for each run itself.
@@ -228,6 +230,31 @@ def _clean_space(preset: str, base: dict, space: object, errors: dict) -> dict:
     return clean
 
 
+# Past this many combinations of swept values, only the first are checked at create; a
+# configuration that cannot run then fails alone, saying why.
+MAX_CHECKED_COMBINATIONS = 4_096
+
+
+def _check_combinations(preset: str, base: dict, grid: dict, space: dict, errors: dict) -> None:
+    """The first combination of swept values that cannot run together (lr_final above lr,
+    no budget left), as an error on `grid` or `space`: each passed on its own."""
+    axes = {name: values for name, values in grid.items()}
+    for name, spec in space.items():
+        axes[name] = spec["choices"] if "choices" in spec else [spec["low"], spec["high"]]
+    combinations = itertools.product(*axes.values())
+    for values in itertools.islice(combinations, MAX_CHECKED_COMBINATIONS):
+        combination = dict(zip(axes, values, strict=True))
+        try:
+            problem = _budget_errors(TrainConfig.from_preset(preset, {**base, **combination}))
+        except ConfigError as error:
+            problem = str(error)
+        if problem:
+            shown = ", ".join(f"{key}={value}" for key, value in combination.items())
+            key = "grid" if set(combination) <= set(grid) else "space"
+            errors[key] = f"the settings {shown} cannot run together: {problem}"
+            return
+
+
 def _int_in(value: object, low: int, high: int, name: str, errors: dict) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         errors[name] = f"must be an integer from {low:,} to {high:,}, got {value!r}"[:300]
@@ -311,13 +338,21 @@ def experiment_create(
     eval_piece_cap = _int_in(
         eval_piece_cap, 0, services.MAX_EVALUATION_PIECE_CAP, "eval_piece_cap", errors
     )
+    if not errors:
+        _check_combinations(preset, base, grid, space, errors)
+    if sampler in (Experiment.Sampler.RANDOM, Experiment.Sampler.TPE) and not (grid or space):
+        errors["space"] = f"the {sampler} sampler needs settings to sample: a space or a grid"
     grid_size = math.prod(len(values) for values in grid.values())
     if trials is None:
         trials = grid_size if sampler == Experiment.Sampler.GRID else DEFAULT_RANDOM_TRIALS
     cap = settings.MAX_EXPERIMENT_TRIALS
     trials = _int_in(trials, 1, cap, "trials", errors)
+    only_lists = all("choices" in spec for spec in space.values())
+    choices = grid_size * math.prod(len(spec.get("choices", ())) or 1 for spec in space.values())
     if "trials" not in errors and sampler == Experiment.Sampler.GRID and trials > grid_size:
         errors["trials"] = f"the grid has {grid_size} configurations, fewer than {trials}"
+    elif "trials" not in errors and only_lists and trials > choices:
+        errors["trials"] = f"the lists allow {choices} configurations, fewer than {trials}"
     if "trials" not in errors and trials * seeds > settings.MAX_EXPERIMENT_RUNS:
         errors["trials"] = (
             f"{trials} configurations times {seeds} seeds is {trials * seeds} runs, more than "
@@ -386,13 +421,15 @@ def experiment_set_visibility(
         raise NotAllowed("only the experiment's owner can change who may see it")
     if visibility not in Run.Visibility.values:
         raise ConfigError({"visibility": f"must be one of {', '.join(Run.Visibility.values)}"})
-    with transaction.atomic():
-        Experiment.objects.filter(pk=experiment.pk).update(visibility=visibility)
-        experiment.visibility = visibility
-        for run in Run.objects.filter(experiment=experiment, owner=user):
-            services.run_set_visibility(run=run, user=user, visibility=visibility)
+    # Each change is committed before its viewers are told to check their access again.
+    Experiment.objects.filter(pk=experiment.pk).update(visibility=visibility)
+    experiment.visibility = visibility
+    for run in Run.objects.filter(experiment=experiment, owner=user):
+        services.run_set_visibility(run=run, user=user, visibility=visibility)
     if visibility == Run.Visibility.PRIVATE:
-        bridge.publish_access_changed(experiment_group(experiment.pk))
+        transaction.on_commit(
+            lambda: bridge.publish_access_changed(experiment_group(experiment.pk))
+        )
     return experiment
 
 
@@ -414,13 +451,20 @@ def experiments_advance() -> list[int]:
     for experiment_id in Experiment.objects.filter(status=Experiment.Status.RUNNING).values_list(
         "pk", flat=True
     ):
-        if experiment_advance(experiment_id=experiment_id):
-            advanced.append(experiment_id)
+        try:
+            if experiment_advance(experiment_id=experiment_id):
+                advanced.append(experiment_id)
+        except queues.QueueUnavailable:
+            raise
+        except Exception:
+            # One experiment's fault must not hold up the others.
+            log.exception("experiment %s: its scheduler's step failed", experiment_id)
     stopped = Experiment.objects.filter(status=Experiment.Status.STOPPED)
     ending = stopped.filter(runs__status__in=Run.ACTIVE).distinct()
     ended = stopped.annotate(last=Max("runs__finished_at")).filter(last__gt=F("summarized_at"))
     for experiment in {experiment.pk: experiment for experiment in [*ending, *ended]}.values():
-        _summarize(experiment)
+        if _summary_due(experiment):
+            _summarize(experiment)
     return advanced
 
 
@@ -490,16 +534,25 @@ def _summary_due(experiment: Experiment) -> bool:
     return (timezone.now() - experiment.summarized_at).total_seconds() >= wait
 
 
-def _resume_if_lost(experiment: Experiment, run: Run) -> bool:
-    """A run whose worker was lost goes back to the queue, from its checkpoint; True if so."""
-    if run.status != Run.Status.FAILED or not run.error.startswith(LOST_WORKER):
+def _interrupted(run: Run) -> bool:
+    """Whether the run ended through no doing of its own or its owner's, and is to be
+    resumed: its worker was lost, or shut down (a restart of everything)."""
+    if run.pruned or run.retries >= MAX_RETRIES:
         return False
-    if run.retries >= MAX_RETRIES or run.pruned:
+    if run.status == Run.Status.FAILED:
+        return run.error.startswith(LOST_WORKER)
+    return run.status == Run.Status.STOPPED and run.error.startswith(services.STOPPED_FOR_SHUTDOWN)
+
+
+def _resume_if_lost(experiment: Experiment, run: Run) -> bool:
+    """A run whose worker was lost or shut down goes back to the queue, from its
+    checkpoint; True if so."""
+    if not _interrupted(run):
         return False
     try:
         services.run_resume(run=run, user=experiment.owner)
-    except services.LimitReached:
-        return False  # the owner's other runs hold the places: next sweep
+    except (services.LimitReached, InvalidTransition):
+        return False  # the owner's other runs hold the places, or they resumed it: next sweep
     Run.objects.filter(pk=run.pk).update(retries=F("retries") + 1)
     log.warning("experiment %s: run %s lost its worker; resumed it", experiment.pk, run.pk)
     return True
@@ -509,7 +562,7 @@ def _evaluate_if_ended(experiment: Experiment, run: Run) -> bool:
     """Start the final evaluation of a run that ended with a policy to evaluate; True if so."""
     if run.final_evaluation_id is not None or run.pruned:
         return False
-    if run.status not in (Run.Status.FINISHED, Run.Status.STOPPED):
+    if run.status not in (Run.Status.FINISHED, Run.Status.STOPPED) or _interrupted(run):
         return False
     checkpoint = best_checkpoint(run)
     if checkpoint is None:
@@ -530,11 +583,10 @@ def _run_done(run: Run) -> bool:
     """Whether a run will change its configuration's figures no more."""
     if run.pruned:
         return run.status not in Run.ACTIVE
-    if run.status in Run.ACTIVE:
+    if run.status in Run.ACTIVE or _interrupted(run):
         return False
     if run.status == Run.Status.FAILED:
-        lost = run.error.startswith(LOST_WORKER) and run.retries < MAX_RETRIES
-        return not lost
+        return True
     evaluation = run.final_evaluation
     if evaluation is None:
         return best_checkpoint(run) is None  # stopped before it had a policy
@@ -586,6 +638,11 @@ def _start_runs(
             run = _start_run(experiment, trial, seed_index)
         except services.LimitReached:
             return started  # the owner's cap: the next sweep tries again
+        except ConfigError as error:
+            # Settings that pass one by one but not together (lr_final above lr): this
+            # configuration cannot run; the others go on.
+            _fail_trial(trial, f"its settings cannot run: {error}")
+            continue
         runs_by_trial.setdefault(trial.pk, []).append(run)
         active += 1
         started = True
@@ -598,14 +655,28 @@ def run_config(experiment: Experiment, trial: ExperimentTrial, seed_index: int) 
     return {**experiment.config, **trial.params, "seed": base.seed + seed_index}
 
 
+def _fail_trial(trial: ExperimentTrial, reason: str) -> None:
+    log.warning("experiment %s configuration %s: %s", trial.experiment_id, trial.number, reason)
+    trial.state = ExperimentTrial.State.FAILED
+    trial.error = reason[:10_000]
+    trial.finished_at = timezone.now()
+    trial.save(update_fields=["state", "error", "finished_at"])
+
+
 def _start_run(experiment: Experiment, trial: ExperimentTrial, seed_index: int) -> Run:
+    """Start one seed of a configuration; ConfigError if its settings cannot run, or
+    leave the run without a finite budget."""
+    config = run_config(experiment, trial, seed_index)
+    budget = _budget_errors(TrainConfig.from_preset(experiment.preset, config))
+    if budget:
+        raise ConfigError({"max_minutes": budget})
     shown = ", ".join(f"{key}={value}" for key, value in trial.params.items())
     name = f"{experiment.name} · {shown or 'base'} · seed {seed_index + 1}"[:200]
     return services.run_create_and_start(
         owner=experiment.owner,
         name=name,
         preset=experiment.preset,
-        config=run_config(experiment, trial, seed_index),
+        config=config,
         visibility=experiment.visibility,
         experiment=experiment,
         trial=trial,

@@ -158,20 +158,22 @@ class Run(models.Model):
             error="",
         )
 
-    def request_stop(self) -> None:
-        """Ask the worker to checkpoint and stop; a queued run stops at once."""
+    def request_stop(self, *, note: str = "") -> None:
+        """Ask the worker to checkpoint and stop; a queued run stops at once. `note` says
+        why, if not its owner's wish; the run keeps it once stopped."""
         now = timezone.now()
+        why = {"error": note[:10_000]} if note else {}
         if self.status == self.Status.QUEUED:
-            self._transition(self.Status.STOPPED, stop_requested_at=now, finished_at=now)
+            self._transition(self.Status.STOPPED, stop_requested_at=now, finished_at=now, **why)
         else:
             # The database's clock: the sweep that enforces the stop compares with it.
-            self._transition(self.Status.STOPPING, stop_requested_at=Now())
+            self._transition(self.Status.STOPPING, stop_requested_at=Now(), **why)
 
     def mark_stopped(self, *, holder: str | None = None, note: str = "") -> None:
-        """The worker stopped on request, after its checkpoint (`note`: how, if unusual)."""
-        self._transition(
-            self.Status.STOPPED, holder=holder, finished_at=timezone.now(), error=note[:10_000]
-        )
+        """The worker stopped on request, after its checkpoint (`note`: how, if unusual;
+        without one, the request's own note stays)."""
+        how = {"error": note[:10_000]} if note else {}
+        self._transition(self.Status.STOPPED, holder=holder, finished_at=timezone.now(), **how)
 
     def mark_finished(self, *, holder: str | None = None) -> None:
         """The run used its whole budget."""
@@ -504,6 +506,7 @@ class ExperimentTrial(models.Model):
     system_attrs = models.JSONField(default=dict, blank=True)
     state = models.CharField(max_length=10, choices=State.choices, default=State.RUNNING)
     value = models.FloatField(null=True, blank=True)
+    error = models.TextField(blank=True, help_text="why a failed configuration could not run")
     created_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
 

@@ -338,12 +338,17 @@ def runs_requeue_unsent(*, after: timedelta = REQUEUE_AFTER) -> list[int]:
     return unsent
 
 
+# The note of a run stopped because its worker shut down (not its owner's wish): an
+# experiment resumes such a run, as it does one whose worker was lost.
+STOPPED_FOR_SHUTDOWN = "stopped because its worker shut down"
+
+
 def runs_stop_on_worker(*, worker: str, detail: str) -> list[int]:
     """Ask every run that `worker` trains to checkpoint and stop (worker shutdown)."""
     stopped = []
     for run in Run.objects.filter(worker=worker, status=Run.Status.RUNNING):
         try:
-            run.request_stop()
+            run.request_stop(note=f"{STOPPED_FOR_SHUTDOWN}: {detail}")
         except InvalidTransition:
             continue
         publish_status(run, detail)

@@ -99,7 +99,11 @@ def test_the_schema_lists_the_experiment_routes(ada: Client) -> None:
 
 
 def test_the_owner_makes_an_experiment_and_its_runs_private_and_viewers_are_cut_off(
-    ada: Client, user: object, other_user: object, published: list
+    ada: Client,
+    user: object,
+    other_user: object,
+    published: list,
+    django_capture_on_commit_callbacks: object,
 ) -> None:
     experiment = experiments.experiment_create(owner=user, **{**BODY, "visibility": "public"})
     experiments.experiment_advance(experiment_id=experiment.pk)
@@ -110,7 +114,8 @@ def test_the_owner_makes_an_experiment_and_its_runs_private_and_viewers_are_cut_
         other.patch(url, {"visibility": "private"}, content_type="application/json").status_code
         == 403
     )
-    response = ada.patch(url, {"visibility": "private"}, content_type="application/json")
+    with django_capture_on_commit_callbacks(execute=True):  # told once committed
+        response = ada.patch(url, {"visibility": "private"}, content_type="application/json")
     assert response.status_code == 200 and response.json()["visibility"] == "private"
     assert set(Run.objects.filter(experiment=experiment).values_list("visibility", flat=True)) == {
         "private"

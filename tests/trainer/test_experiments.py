@@ -304,3 +304,92 @@ def test_a_lagging_configuration_is_pruned_through_the_stop_path(
     lagging.refresh_from_db()
     assert lagging.pruned and lagging.status == Run.Status.STOPPING
     assert experiment.trial_set.get(number=2).state == ExperimentTrial.State.PRUNED
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"grid": {"lr": [1e-4, 1e-3], "lr_final": [1e-4, 5e-4]}}, "grid"),
+        (
+            {"config": {"max_pieces": 1000}, "grid": {"max_minutes": [0, 1], "max_pieces": [0, 1]}},
+            "grid",
+        ),
+        ({"sampler": "random", "grid": {}}, "space"),
+        ({"sampler": "random", "grid": {"lr": [0.001, 0.002]}, "trials": 3}, "trials"),
+    ],
+)
+def test_settings_that_cannot_run_together_are_refused_at_create(
+    user: object, fields: dict, field: str
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        create(user, **fields)
+    assert field in raised.value.errors, raised.value.errors
+    assert not Experiment.objects.exists()
+
+
+def test_a_configuration_that_cannot_start_fails_alone_and_the_experiment_goes_on(
+    user: object,
+) -> None:
+    # As if validation had let it through: lr 1e-4 with lr_final 5e-4 cannot run.
+    experiment = Experiment.objects.create(
+        owner=user, name="bad pair", preset="quick",
+        config={**QUICK, "lr_final": 5e-4}, grid={"lr": [1e-4, 1e-3]}, trials=2, seeds=1,
+        parallel=2, eval_games=1, eval_piece_cap=0,
+    )  # fmt: skip
+    advance(experiment)
+    failed = experiment.trial_set.get(state=ExperimentTrial.State.FAILED)
+    assert failed.params == {"lr": 1e-4} and "lr_final" in failed.error
+    (run,) = runs_of(experiment)
+    assert run.config["lr"] == 1e-3
+    finish(run, 10)
+    advance(experiment)
+    complete_evaluation(run, 10)
+    advance(experiment)
+    assert experiment.status == Experiment.Status.FINISHED
+    assert experiment.summary["configurations"][failed.number]["error"] == failed.error
+
+
+def test_a_run_stopped_by_its_workers_shutdown_is_resumed_not_scored(user: object) -> None:
+    experiment = create(user, grid={}, seeds=1, parallel=1)
+    advance(experiment)
+    (run,) = runs_of(experiment)
+    run.mark_running(worker="w1", task_id="t1")
+    services.runs_stop_on_worker(worker="w1", detail="the worker is shutting down")
+    Run.objects.get(pk=run.pk).mark_stopped(holder="t1")
+    finish(run, 10, status=Run.Status.STOPPED)  # its checkpoint and metrics
+    advance(experiment)
+    run.refresh_from_db()
+    assert run.status == Run.Status.QUEUED and run.retries == 1
+    assert run.final_evaluation_id is None
+
+
+def test_a_configuration_with_every_seed_evaluated_ranks_above_a_partial_one(
+    user: object,
+) -> None:
+    experiment = create(user, parallel=4)
+    advance(experiment)
+    runs = runs_of(experiment)
+    for run, score in zip(runs[:3], (10.0, 12.0, 40.0), strict=True):
+        finish(run, score)
+    advance(experiment)
+    for run, score in zip(runs[:3], (10.0, 12.0, 40.0), strict=True):
+        complete_evaluation(run, score)
+    summary = experiments.experiment_summary(Experiment.objects.get(pk=experiment.pk))
+    assert [c["evaluated"] for c in summary["configurations"]] == [2, 1]
+    advance(experiment)
+    assert experiment.summary["ranking"] == [0, 1]
+
+
+def test_one_experiments_fault_does_not_hold_up_the_others(
+    user: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken, fine = create(user, name="broken"), create(user, name="fine")
+    real = experiments.experiment_advance
+
+    def advance_or_break(*, experiment_id: int) -> bool:
+        if experiment_id == broken.pk:
+            raise RuntimeError("a bug")
+        return real(experiment_id=experiment_id)
+
+    monkeypatch.setattr(experiments, "experiment_advance", advance_or_break)
+    assert experiments.experiments_advance() == [fine.pk]

@@ -5,10 +5,12 @@ tests/browser/test_experiments.py runs an experiment on real workers."""
 
 import asyncio
 import html
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.test import Client
+from django.utils import timezone
 
 from live import bridge
 from live.names import experiment_group
@@ -237,9 +239,18 @@ def test_the_owner_makes_the_experiment_public_from_its_page(
 
 def stored_experiment(owner: object, **fields: object) -> Experiment:
     """An experiment's row alone: nothing scheduled, so no run reaches the test Redis's
-    queues (experiment_create starts runs once its transaction commits)."""
+    queues (experiment_create starts runs once its transaction commits). A real worker's
+    sweep, which advances every running experiment of the test database, leaves it alone:
+    it has no place for a run, and its figures are not due before tomorrow, so it starts
+    nothing and publishes nothing these tests could mistake for their own."""
     body = {"name": "watched", "preset": "quick", "config": dict(QUICK), "trials": 1, "seeds": 1}
-    body.update(parallel=1, eval_games=1, eval_piece_cap=0, **fields)
+    body.update(
+        parallel=0,
+        eval_games=1,
+        eval_piece_cap=0,
+        summarized_at=timezone.now() + timedelta(days=1),
+        **fields,
+    )
     return Experiment.objects.create(owner=owner, **body)
 
 
