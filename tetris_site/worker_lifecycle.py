@@ -64,8 +64,8 @@ def _start_liveness(sender: object, **kwargs: object) -> None:
 
 def sweep() -> None:
     """One sweep: fail runs whose worker was lost, end runs that did not stop when asked,
-    send again queued runs that are in no queue, hand out lost evaluation chunks, and
-    advance the experiments."""
+    send again queued runs that are in no queue, hand out lost evaluation chunks and send
+    again those in no queue, and advance the experiments."""
     from django.db import DatabaseError, connection
 
     from trainer import experiments, queues, services
@@ -76,6 +76,7 @@ def sweep() -> None:
         services.runs_end_unstopped,
         services.runs_requeue_unsent,
         services.evaluation_chunks_requeue_lost,
+        services.evaluation_chunks_requeue_unsent,
         experiments.experiments_advance,
     ):
         try:

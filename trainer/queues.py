@@ -25,6 +25,7 @@ PLAY_GAME = "trainer.tasks.play_game"
 EVALUATE_CHUNK = "trainer.tasks.evaluate_chunk"
 
 TRAINING_QUEUE = "training"
+EVALUATE_QUEUE = "evaluate"
 
 # A worker's number of processes, which each of its processes reads from its environment.
 WORKER_PROCESSES_ENV = "TETRIS_WORKER_CONCURRENCY"

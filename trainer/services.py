@@ -22,6 +22,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
@@ -536,9 +537,14 @@ def evaluation_start(
     return evaluation
 
 
+def _chunk_task_id(chunk_id: int) -> str:
+    # One task id per chunk, however often it is sent: the sweep finds it in the queue.
+    return f"evaluation-chunk-{chunk_id}"
+
+
 def _enqueue_chunks(chunk_ids: list[int]) -> None:
     for chunk_id in chunk_ids:
-        queues.enqueue(queues.EVALUATE_CHUNK, chunk_id)
+        queues.enqueue(queues.EVALUATE_CHUNK, chunk_id, task_id=_chunk_task_id(chunk_id))
 
 
 def evaluation_chunk_finish(
@@ -634,6 +640,30 @@ def evaluation_chunks_requeue_lost(*, stale_after: timedelta = CHUNK_STALE_AFTER
         log.warning("evaluation chunks %s were lost with their worker: handing them out again", ids)
         _enqueue_chunks(ids)
     return ids
+
+
+def evaluation_chunks_requeue_unsent(*, after: timedelta = REQUEUE_AFTER) -> list[int]:
+    """Send again the chunks of evaluations started longer than `after` ago that wait in
+    no queue (their enqueue, on commit, never ran: Redis was down, or the process died
+    between the commit and it); return their ids. QueueUnavailable if Redis is down."""
+    cutoff = timezone.now() - after
+    pending = list(
+        EvaluationChunk.objects.filter(
+            status=EvaluationChunk.Status.PENDING,
+            evaluation__status=Evaluation.Status.RUNNING,
+            evaluation__created_at__lt=cutoff,
+        )
+        .filter(Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=cutoff))
+        .values_list("pk", flat=True)
+    )
+    if not pending:
+        return []
+    waiting = queues.waiting_task_ids(queues.EVALUATE_QUEUE)
+    unsent = [pk for pk in pending if _chunk_task_id(pk) not in waiting]
+    if unsent:
+        log.warning("evaluation chunks %s were in no queue: sent them again", unsent)
+        _enqueue_chunks(unsent)
+    return unsent
 
 
 def publish_evaluation(evaluation: Evaluation) -> None:

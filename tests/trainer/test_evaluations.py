@@ -198,3 +198,28 @@ def test_the_sweep_hands_out_chunks_of_a_lost_machine_again(
     )
     chunk.refresh_from_db()
     assert chunk.attempts == 2 and chunk.worker == evaluate_worker.extra["hostname"]
+
+
+@pytest.mark.stack
+def test_the_sweep_sends_again_chunks_whose_enqueue_never_ran(
+    evaluate_worker: stack.Service, user: object
+) -> None:
+    """An evaluation whose chunks were never queued (Redis down at its commit, or the
+    process gone between the commit and the enqueue): the sweep sends them, once."""
+    run = run_with_linear_checkpoint(user, height=8)
+    evaluation = services.evaluation_start(run=run, user=user, games=2, piece_cap=0, enqueue=False)
+    chunk_ids = sorted(evaluation.chunks.values_list("pk", flat=True))
+    assert services.evaluation_chunks_requeue_unsent(after=timedelta(seconds=60)) == []  # young
+    Evaluation.objects.filter(pk=evaluation.pk).update(
+        created_at=timezone.now() - timedelta(hours=1)
+    )
+    assert sorted(services.evaluation_chunks_requeue_unsent(after=timedelta(seconds=60))) == (
+        chunk_ids
+    )
+    # In the queue now, or taken: never sent twice.
+    assert services.evaluation_chunks_requeue_unsent(after=timedelta(seconds=60)) == []
+    wait_for(
+        lambda: Evaluation.objects.get(pk=evaluation.pk).status == "done",
+        60,
+        "the worker to play the chunks sent again",
+    )
