@@ -175,6 +175,7 @@ CELERY_TASK_DEFAULT_QUEUE = "training"
 CELERY_TASK_ROUTES = {
     "trainer.tasks.play_game": {"queue": "play"},
     "trainer.tasks.evaluate_chunk": {"queue": "evaluate"},
+    "trainer.tasks.cem_games": {"queue": "evaluate"},
     "trainer.tasks.*": {"queue": "training"},
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

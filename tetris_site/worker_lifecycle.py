@@ -3,7 +3,8 @@
 - Each worker process sizes torch's thread pool to its share of the cores.
 - A thread beats the worker's liveness key and, every SWEEP_SECONDS, sweeps (any live
   worker does): runs whose worker was lost, runs that did not stop when asked, queued
-  runs in no queue, and evaluation chunks whose worker was lost.
+  runs in no queue, evaluation chunks whose worker was lost, and cem game chunks left
+  behind.
 - A warm shutdown asks this worker's runs to checkpoint and stop.
 """
 
@@ -65,7 +66,8 @@ def _start_liveness(sender: object, **kwargs: object) -> None:
 def sweep() -> None:
     """One sweep: fail runs whose worker was lost, end runs that did not stop when asked,
     send again queued runs that are in no queue, hand out lost evaluation chunks and send
-    again those in no queue, and advance the experiments."""
+    again those in no queue, delete cem game chunks no run waits for, and advance the
+    experiments."""
     from django.db import DatabaseError, connection
 
     from trainer import experiments, queues, services
@@ -77,6 +79,7 @@ def sweep() -> None:
         services.runs_requeue_unsent,
         services.evaluation_chunks_requeue_lost,
         services.evaluation_chunks_requeue_unsent,
+        services.game_chunks_discard,
         experiments.experiments_advance,
     ):
         try:

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from trainer import checkpoint_files, services
 from trainer.errors import without_paths
-from trainer.models import Evaluation, EvaluationChunk
+from trainer.models import Evaluation, EvaluationChunk, GameChunk
 from trainer.recording import BestGameRecorder
 from trainer.rl.evaluation import evaluate, evaluation_seeds
 
@@ -24,10 +24,12 @@ HEARTBEAT_SECONDS = 5.0
 
 
 class ChunkHeartbeat:
-    """Polled by the games as `keep_going`: beats the chunk's heartbeat every few seconds."""
+    """Polled by the games as `keep_going`: beats the chunk's heartbeat every few seconds,
+    and says stop once the chunk is gone (its evaluation or its run's generation was
+    deleted, or given up)."""
 
-    def __init__(self, chunk_id: int) -> None:
-        self.chunk_id = chunk_id
+    def __init__(self, model: type[EvaluationChunk | GameChunk], chunk_id: int) -> None:
+        self.chunks = model.objects.filter(pk=chunk_id)
         self.last = time.monotonic()
 
     def __call__(self) -> bool:
@@ -35,9 +37,9 @@ class ChunkHeartbeat:
         if now - self.last >= HEARTBEAT_SECONDS:
             self.last = now
             try:
-                EvaluationChunk.objects.filter(pk=self.chunk_id).update(heartbeat_at=timezone.now())
+                return bool(self.chunks.update(heartbeat_at=timezone.now()))
             except DatabaseError:
-                log.exception("heartbeat of evaluation chunk %s failed", self.chunk_id)
+                log.exception("heartbeat of %s failed", self.chunks.model.__name__)
         return True
 
 
@@ -75,7 +77,7 @@ def chunk_execute(*, chunk_id: int, worker: str) -> bool:
             height=run.config.get("height", 20),
             randomizer=run.config.get("randomizer", "uniform"),
             threads=1,
-            keep_going=ChunkHeartbeat(chunk.pk),
+            keep_going=ChunkHeartbeat(EvaluationChunk, chunk.pk),
             callbacks=[BestGameRecorder(run.pk)],
         )
     except (FileNotFoundError, ValueError, KeyError) as error:

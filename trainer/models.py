@@ -401,6 +401,45 @@ class EvaluationChunk(models.Model):
         return f"evaluation {self.evaluation_id} chunk {self.index}"
 
 
+class GameChunk(models.Model):
+    """Some games of one cem generation, played by a task on the `evaluate` queue.
+
+    The run's process writes the chunks of a generation (its `batch`), waits for them and
+    deletes them: a chunk holds its games as plain data (seeds, weights, cap), so any worker
+    on any machine plays the games the run's own process would. It is stored once, by a
+    conditional UPDATE; a second delivery (a lost worker's, redone) changes nothing.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        DONE = "done"
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="game_chunks")
+    batch = models.CharField(max_length=200, help_text="the generation: task id and number")
+    index = models.PositiveIntegerField()
+    games = models.JSONField(help_text="trainer.rl.batches.LinearBatch.to_dict()")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    worker = models.CharField(max_length=200, blank=True, help_text="host and process id")
+    attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    lines = models.JSONField(default=list, blank=True)
+    scores = models.JSONField(default=list, blank=True)
+    pieces = models.JSONField(default=list, blank=True)
+    ended = models.JSONField(default=list, blank=True, help_text="per game: ended before the cap")
+
+    class Meta:
+        ordering = ["batch", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "index"], name="game_chunk_unique_index"),
+        ]
+        indexes = [models.Index(fields=["status", "heartbeat_at"])]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} games {self.batch}/{self.index}"
+
+
 class StoredFile(models.Model):
     """A file kept in the database (trainer.storage.DatabaseStorage); its bytes are chunks."""
 

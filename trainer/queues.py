@@ -1,7 +1,7 @@
 """Handing work to the Celery workers, by task name, and looking into the broker.
 
 Services enqueue through here and never import `trainer.tasks`, which imports the code
-the tasks run (the runner, the evaluator, the player), which calls the services: naming
+the tasks run (the runner, the evaluator, the player, the spread), which calls the services: naming
 the task keeps the dependencies one way. Routing to the `training`, `play` and
 `evaluate` queues is by name too (CELERY_TASK_ROUTES).
 """
@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 TRAIN_RUN = "trainer.tasks.train_run"
 PLAY_GAME = "trainer.tasks.play_game"
 EVALUATE_CHUNK = "trainer.tasks.evaluate_chunk"
+CEM_GAMES = "trainer.tasks.cem_games"
 
 TRAINING_QUEUE = "training"
 EVALUATE_QUEUE = "evaluate"

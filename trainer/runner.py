@@ -20,6 +20,7 @@ from trainer.models import InvalidTransition, Run, RunLost
 from trainer.recording import RunRecorder
 from trainer.rl import Callback, TrainConfig, TrainingDiverged, train
 from trainer.selectors import latest_checkpoint
+from trainer.spread import WorkerBatches
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,11 @@ def run_execute(
             # overwrite the checkpoint files of the one that holds it now.
             checkpoint_dir=services.run_media_dir(run.pk) / task_id,
             resume_from=checkpoint_files.local_path(checkpoint) if checkpoint else None,
+            batch_player=(
+                WorkerBatches(run.pk, task_id, config.cem_chunk_games)
+                if config.cem_chunk_games
+                else None
+            ),
         )
         recorder.flush()
     except RunLost as lost:

@@ -38,6 +38,7 @@ from trainer.models import (
     EvaluationChunk,
     Experiment,
     ExperimentTrial,
+    GameChunk,
     InvalidTransition,
     Run,
     RunLost,
@@ -664,6 +665,27 @@ def evaluation_chunks_requeue_unsent(*, after: timedelta = REQUEUE_AFTER) -> lis
         log.warning("evaluation chunks %s were in no queue: sent them again", unsent)
         _enqueue_chunks(unsent)
     return unsent
+
+
+def game_chunks_discard(*, older_than: timedelta = timedelta(days=1)) -> int:
+    """Delete the cem game chunks no run's process waits for any more: those of a run
+    that no longer trains, of an attempt that lost the run, or left for `older_than`
+    (the process that wrote them died). Return how many were deleted."""
+    cutoff = timezone.now() - older_than
+    orphans = [
+        batch
+        for batch, status, task_id, created_at in GameChunk.objects.values_list(
+            "batch", "run__status", "run__task_id", "created_at"
+        ).distinct()
+        if status not in (Run.Status.RUNNING, Run.Status.STOPPING)
+        or not batch.startswith(f"{task_id}:")
+        or created_at < cutoff
+    ]
+    if not orphans:
+        return 0
+    deleted, _ = GameChunk.objects.filter(batch__in=set(orphans)).delete()
+    log.warning("deleted %s cem game chunks no run waits for", deleted)
+    return deleted
 
 
 def publish_evaluation(evaluation: Evaluation) -> None:

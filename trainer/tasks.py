@@ -1,4 +1,5 @@
-"""Celery tasks: thin adapters that re-fetch by id and call the runner, player or evaluator.
+"""Celery tasks: thin adapters that re-fetch by id and call the runner, player, evaluator
+or spread.
 
 Services enqueue them by name (trainer/queues.py); the code each runs is imported in its
 body, so that a process loads torch only once it runs a task that needs it.
@@ -47,3 +48,18 @@ def evaluate_chunk(self, chunk_id: int) -> None:
     from trainer.evaluator import chunk_execute
 
     chunk_execute(chunk_id=chunk_id, worker=self.request.hostname or "")
+
+
+@shared_task(
+    name=queues.CEM_GAMES,
+    bind=True,
+    ignore_result=True,
+    # As evaluate_chunk: a chunk whose worker process dies is delivered again, and stored once.
+    acks_late=True,
+    reject_on_worker_lost=True,
+)
+def cem_games(self, chunk_id: int) -> None:
+    """Play one chunk of a cem generation's games and store them (queue `evaluate`)."""
+    from trainer.spread import game_chunk_execute, worker_name
+
+    game_chunk_execute(chunk_id=chunk_id, worker=worker_name(self.request.hostname or ""))

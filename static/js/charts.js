@@ -24,6 +24,7 @@ window.TetrisTrainer = window.TetrisTrainer || {};
   const TITLED_CHARTS = [
     { key: "dqn/value", title: "Value of the boards faced", color: "#26c6da" },
     { key: "dqn/td_error", title: "TD error", color: "#ff9100" },
+    { key: "cem/workers", title: "Worker processes per generation", color: "#9ccc65" },
   ];
   const EXTRA_COLORS = ["#66bb6a", "#ff9100", "#26c6da", "#ec407a", "#9ccc65", "#7e57c2"];
   // A cem run's search distribution, feature by feature: the mean and the std of each

@@ -2,17 +2,14 @@
 never counted twice, with the same games and interval as one process would play."""
 
 import json
-import os
-import signal
 from datetime import timedelta
 
-import psutil
 import pytest
 import torch
 from django.test import Client
 from django.utils import timezone
 
-from tests.faults.waiting import wait_for
+from tests.faults.waiting import kill_pool_processes, wait_for
 from tetris_site import stack
 from trainer import services
 from trainer.evaluator import chunk_execute
@@ -157,10 +154,7 @@ def test_a_chunk_lost_with_its_worker_process_is_done_again(
         60,
         "a chunk to start",
     )
-    children = psutil.Process(evaluate_worker.process.pid).children()
-    assert children, "the worker has a pool process"
-    for child in children:
-        os.kill(child.pid, signal.SIGKILL)
+    kill_pool_processes(evaluate_worker.process.pid)
 
     def finished() -> Evaluation | None:
         evaluation.refresh_from_db()

@@ -18,11 +18,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from trainer.rl.batches import LinearBatch, PlayedGame
 from trainer.rl.config import ConfigError, TrainConfig
 from trainer.rl.events import MAX_REPLAY_PIECES, linear_policy_record
 from trainer.rl.options import linear_options
-from trainer.rl.policies import LinearPolicy, play_linear_in_threads
-from trainer.rl.run import RunContext, numpy_rng_state, restore_numpy_rng
+from trainer.rl.policies import LinearPolicy
+from trainer.rl.run import RunContext, new_seed, numpy_rng_state, restore_numpy_rng
 from trainer.tetris import FEATURE_SETS, TetrisGame
 
 # What a checkpoint written before `cem_features` existed learned over.
@@ -55,6 +56,7 @@ def train_cem(config: TrainConfig, run: RunContext, resumed: dict[str, Any] | No
         piece_cap = min(piece_cap, config.piece_cap)
     train_height = min(config.cem_train_height or config.height, config.height)
     elite_count = round(config.cem_population * config.cem_elite_fraction)
+    games_per_generation = config.cem_population * config.cem_games_per_sample
 
     def state() -> dict[str, Any]:
         return {
@@ -85,29 +87,30 @@ def train_cem(config: TrainConfig, run: RunContext, resumed: dict[str, Any] | No
         if config.cem_noise_decay_generations:
             noise *= max(0.0, 1.0 - generation / config.cem_noise_decay_generations)
         samples = mean + std * rng.standard_normal((config.cem_population, num_weights))
-        game_weights = np.repeat(samples, config.cem_games_per_sample, axis=0)
-        games = [
-            run.new_game(rng, train_height)
-            for _ in range(config.cem_population * config.cem_games_per_sample)
-        ]
-        started = time.monotonic()
-        complete = play_linear_in_threads(
-            games,
-            game_weights,
+        batch = LinearBatch(
+            config.width,
+            train_height,
+            config.randomizer,
             feature_set,
-            piece_cap=piece_cap,
-            threads=config.threads,
-            keep_going=keep_going,
+            piece_cap,
+            tuple(new_seed(rng) for _ in range(games_per_generation)),
+            np.repeat(samples, config.cem_games_per_sample, axis=0),
         )
-        if not complete:
+        started = time.monotonic()
+        played = run.play_batch(batch, keep_going)
+        if played is None:
             break  # stopped or out of budget mid-generation: keep the last whole generation
         seconds = time.monotonic() - started
+        games = played.games
         lines = np.array([game.lines for game in games]).reshape(config.cem_population, -1)
         pieces = np.array([game.pieces for game in games]).reshape(config.cem_population, -1)
         fitness = lines.mean(axis=1)
         elite = np.argsort(fitness)[-elite_count:]
         mean = samples[elite].mean(axis=0)
         std = np.sqrt(samples[elite].var(axis=0) + noise)
+        # The floor is relative: a greedy policy depends only on the direction of its weights.
+        floor = config.cem_noise_floor * float(np.sqrt(np.mean(mean**2)))
+        std = np.maximum(std, floor)
         generation += 1
 
         extra = {
@@ -120,6 +123,7 @@ def train_cem(config: TrainConfig, run: RunContext, resumed: dict[str, Any] | No
             "cem/capped_games": int((pieces >= piece_cap).sum()),
             "cem/train_height": train_height,
             "cem/generation_seconds": seconds,
+            "cem/workers": played.workers,
         }
         # The search distribution itself, feature by feature: the viewer's weight chart.
         for name, weight, spread in zip(FEATURE_SETS[feature_set], mean, std, strict=True):
@@ -129,7 +133,7 @@ def train_cem(config: TrainConfig, run: RunContext, resumed: dict[str, Any] | No
         piece_cap = max(INITIAL_PIECE_CAP, int(config.cem_cap_growth * np.median(pieces[elite])))
         if config.piece_cap:
             piece_cap = min(piece_cap, config.piece_cap)
-        for game, weights in zip(games, game_weights, strict=True):
+        for game, weights in zip(games, batch.weights, strict=True):
             run.total_pieces += game.pieces
             replay = functools.partial(replay_linear_game, game, weights, feature_set)
             played_by = linear_policy_record(weights, feature_set)
@@ -142,7 +146,9 @@ def train_cem(config: TrainConfig, run: RunContext, resumed: dict[str, Any] | No
     run.save(state(), policy())
 
 
-def replay_linear_game(game: TetrisGame, weights: np.ndarray, feature_set: str) -> np.ndarray:
+def replay_linear_game(
+    game: TetrisGame | PlayedGame, weights: np.ndarray, feature_set: str
+) -> np.ndarray:
     """The placements of a finished game that `weights` played greedily, played again."""
     again = TetrisGame(game.width, game.height, game.randomizer, game.seed)
     return again.play_linear_recorded(weights, feature_set, min(game.pieces, MAX_REPLAY_PIECES))

@@ -143,12 +143,20 @@ class TrainConfig:
     """variance added to every weight after each fit, so selection keeps exploring"""
     cem_noise_decay_generations: int = _spec(0, low=0, high=10**9)
     """generations over which the added noise decays linearly to 0 (0 = constant noise)"""
+    cem_noise_floor: float = _spec(0.0, low=0.0, high=10.0)
+    """least standard deviation of every weight, as a fraction of the root mean square of
+    the mean weights, so the search never freezes (0 = none; a greedy policy depends only
+    on the direction of its weights, hence relative)"""
     cem_train_height: int = _spec(0, low=0, high=40)
     """training board height (0 = `height`, at most `height`): a lower board is harder, so
     selection still ranks agents that would outlive any affordable cap on the full board"""
     cem_cap_growth: float = _spec(4.0, low=1.0, high=1e6)
     """each generation's piece cap is this many times the previous elite's median game length,
     so that few samples ever reach it"""
+    cem_chunk_games: int = _spec(0, low=0, high=10_000)
+    """games per task when a generation is spread over the Celery workers of the `evaluate`
+    queue, on any machine (0 = the run's own process plays them all, on `threads` threads);
+    the same seed learns the same weights however many workers play"""
     cem_features: str = _spec("bcts", choices=CEM_FEATURES)
     """features cem weighs (MDPTetris definitions): `bcts`, Thiéry & Scherrer's 8, or `dt`,
     those 8 and pattern diversity, the 9 of the DT-20 controller (Scherrer et al., 2015)"""

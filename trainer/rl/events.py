@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # web processes import this module and must not load the engine
+    from trainer.rl.batches import PlayedGame
     from trainer.tetris import TetrisGame
 
 
@@ -85,7 +86,7 @@ class BestGame:
     def of(
         cls,
         kind: str,
-        game: TetrisGame,
+        game: TetrisGame | PlayedGame,
         actions: Sequence[int],
         episode: int,
         policy: dict[str, Any] | None = None,

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from trainer.rl.batches import BatchPlayer, LinearBatch, PlayedBatch, PlayedGame, play_here
 from trainer.rl.checkpoint import BEST_CHECKPOINT_NAME, CHECKPOINT_NAME, save_checkpoint
 from trainer.rl.config import TrainConfig
 from trainer.rl.evaluation import EvalResult, evaluate, selection_seeds
@@ -70,8 +71,10 @@ class RunContext:
         should_stop: Callable[[], bool],
         checkpoint_dir: Path | None,
         progress: dict[str, Any] | None,
+        batch_player: BatchPlayer | None = None,
     ) -> None:
         self.config = config
+        self._batch_player = batch_player
         self.callbacks = list(callbacks)
         self.should_stop = should_stop
         self.checkpoint_file = checkpoint_dir / CHECKPOINT_NAME if checkpoint_dir else None
@@ -120,8 +123,14 @@ class RunContext:
     def new_game(self, rng: np.random.Generator, height: int | None = None) -> TetrisGame:
         """A fresh training game with a seed from `rng` (never an evaluation seed)."""
         config = self.config
-        seed = int(rng.integers(TRAIN_SEED_LIMIT))
-        return TetrisGame(config.width, height or config.height, config.randomizer, seed)
+        return TetrisGame(config.width, height or config.height, config.randomizer, new_seed(rng))
+
+    def play_batch(self, batch: LinearBatch, keep_going: Callable[[], bool]) -> PlayedBatch | None:
+        """Play a batch of greedy games: through the run's batch player if it has one (other
+        processes), else here on `threads` threads. None once `keep_going()` is false."""
+        if self._batch_player is not None:
+            return self._batch_player(batch, keep_going)
+        return play_here(batch, threads=self.config.threads, keep_going=keep_going)
 
     def frame_due(self) -> bool:
         """Whether a board frame is due now (a clock read; never true with frames off)."""
@@ -152,7 +161,7 @@ class RunContext:
 
     def end_episode(
         self,
-        game: TetrisGame,
+        game: TetrisGame | PlayedGame,
         reward: float,
         loss: float | None,
         epsilon: float | None,
@@ -291,6 +300,11 @@ class RunContext:
             best_checkpoint=self.best_checkpoint,
             best_evaluation=self.best_evaluation,
         )
+
+
+def new_seed(rng: np.random.Generator) -> int:
+    """A training game's seed from `rng` (never an evaluation seed)."""
+    return int(rng.integers(TRAIN_SEED_LIMIT))
 
 
 def numpy_rng_state(rng: np.random.Generator) -> dict[str, Any]:
