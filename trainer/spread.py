@@ -185,9 +185,8 @@ def game_chunk_execute(*, chunk_id: int, worker: str) -> bool:
     if not claimed:
         return False
     batch = LinearBatch.from_dict(chunk.games)
-    played = play_here(
-        batch, threads=queues.cores_per_process(), keep_going=ChunkHeartbeat(GameChunk, chunk_id)
-    )
+    # One thread, as an evaluation chunk: a machine runs as many worker processes as cores.
+    played = play_here(batch, threads=1, keep_going=ChunkHeartbeat(GameChunk, chunk_id))
     if played is None:
         return False
     # A chunk that cannot be stored now (the database is away) stops beating, and the

@@ -21,6 +21,7 @@ from trainer.tetris import BCTS_WEIGHTS, DELLACHERIE_WEIGHTS, FEATURE_SETS, Afte
 # within a few hundredths of a second.
 CHUNK_PIECES = 20_000
 POLL_S = 0.05
+HALT = -1
 
 
 @dataclass
@@ -170,6 +171,8 @@ def play_linear_in_threads(
                     index = pending.get(timeout=POLL_S)
                 except queue.Empty:
                     continue  # the last games are on other threads; wait for the halt
+                if index == HALT:
+                    return
                 # One chunk, then back of the queue: under a deadline all games get as far.
                 game = games[index]
                 left = piece_cap - game.pieces if piece_cap else CHUNK_PIECES
@@ -197,6 +200,8 @@ def play_linear_in_threads(
         if not keep_going():
             halt.set()
     halt.set()
+    for _ in workers:
+        pending.put(HALT)  # wakes a thread waiting for a game now, not at its next poll
     for worker in workers:
         worker.join()
     if errors:
