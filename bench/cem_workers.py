@@ -9,7 +9,7 @@ For reference, the run is also trained here with no workers (`cem_chunk_games` 0
 threads), as a run on one worker process plays. Each worker first plays a short run, so
 numba's compilation is not timed.
 
-    .venv/bin/python bench/cem_workers.py --generations 40 --pairs 3
+    .venv/bin/python bench/cem_workers.py --generations 20 --pairs 3 --chunk-games 2
 """
 
 from __future__ import annotations
@@ -81,9 +81,10 @@ def measure(arm: str | int, user: object, args: argparse.Namespace, data_dir: Pa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--generations", type=int, default=40)
+    parser.add_argument("--generations", type=int, default=20)
     parser.add_argument("--pairs", type=int, default=3)
-    parser.add_argument("--chunk-games", type=int, default=5)
+    parser.add_argument("--chunk-games", type=int, default=2)
+    parser.add_argument("--here", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args()
 
     data_dir = Path(tempfile.mkdtemp(prefix="cem-workers-"))
@@ -101,12 +102,12 @@ def main() -> None:
     django.setup()
     from django.contrib.auth import get_user_model
 
-    results: dict[str | int, list[dict]] = {1: [], 2: [], HERE: []}
+    results: dict[str | int, list[dict]] = {1: [], 2: [], **({HERE: []} if args.here else {})}
     try:
         stack.manage("migrate", "--noinput", "-v", "0", env=os.environ)
         user = get_user_model().objects.create_user("bench", password="bench-password-1")
         for pair in range(args.pairs):
-            for arm in (1, 2, HERE) if pair % 2 == 0 else (2, 1, HERE):
+            for arm in [*((1, 2) if pair % 2 == 0 else (2, 1)), *results.keys() - {1, 2}]:
                 result = measure(arm, user, args, data_dir)
                 results[arm].append(result)
                 print(f"pair {pair + 1}: {arm}: {result['seconds']:.1f} s", flush=True)
@@ -133,8 +134,19 @@ def main() -> None:
         print(f"| {name} | {statistics.median(rates):,.0f} | {shown} | {seconds:.1f} |")
     print(f"\nspeed-up, 2 processes / 1, median of pairs: {statistics.median(speedups):.2f}x")
     print(f"each pair: {', '.join(f'{s:.2f}' for s in speedups)}")
-    first = results[1][0]["generations"]
-    print(f"seconds a generation, 1 process, first pair: {first[0]:.2f} to {first[-1]:.2f}")
+    # Generation by generation: the first ones are short and their games very unequal.
+    half = args.generations // 2
+    later = [
+        sum(one["generations"][half:]) / sum(two["generations"][half:])
+        for one, two in zip(results[1], results[2], strict=True)
+    ]
+    print(
+        f"speed-up over generations {half + 1} to {args.generations} alone, median of pairs: "
+        f"{statistics.median(later):.2f}x (each pair: {', '.join(f'{s:.2f}' for s in later)})"
+    )
+    for arm, runs in results.items():
+        seconds = [f"{s:.1f}" for s in runs[0]["generations"]]
+        print(f"seconds a generation, {arm}, first pair: {' '.join(seconds)}")
 
 
 if __name__ == "__main__":
