@@ -109,6 +109,10 @@ def test_a_replay_steps_through_the_options_of_the_policy_that_played_it(
     # The learner's own view: cem's mean weight of each feature, with its spread.
     page.goto(f"{base}/runs/{run.pk}/")
     expect(page.locator('.chart[data-metric="cem/weight"] canvas')).to_be_visible()
+    # How many worker processes played each generation (here: the run's own, 1).
+    expect(page.locator('.chart[data-metric="cem/workers"] figcaption')).to_have_text(
+        "Worker processes per generation"
+    )
     episodes, means, high, low = page.evaluate(
         "TetrisTrainer.viewer.chartSeries('cem/weight/holes')"
     )
