@@ -253,6 +253,7 @@ def trainable_configs(draw: st.DrawFn) -> dict[str, Any]:
         values[name] = draw(st.one_of(st.just(low), st.integers(low, high)))
     values["max_minutes"] = 0.0
     values["inject_nan_at_update"] = 0
+    values["cem_chunk_games"] = 0  # no Celery workers here: test_batches.py refuses it
     values["epsilon_end"] = draw(st.floats(0.0, values["epsilon_start"]))
     values["lr_final"] = draw(st.floats(1e-7, min(values["lr"], 0.1)))
     values["batch_size"] = draw(st.integers(1, 64))
