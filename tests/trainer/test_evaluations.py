@@ -147,8 +147,8 @@ def test_a_chunk_lost_with_its_worker_process_is_done_again(
 ) -> None:
     """SIGKILL of the worker process that plays a chunk: the chunk is delivered again."""
     run = run_with_linear_checkpoint(user, height=20)
-    # Dellacherie outlives 1.5M pieces almost always: each game takes a few seconds.
-    evaluation = services.evaluation_start(run=run, user=user, games=3, piece_cap=1_500_000)
+    # Dellacherie outlives 1M pieces almost always: each game takes a second or two.
+    evaluation = services.evaluation_start(run=run, user=user, games=2, piece_cap=1_000_000)
     playing = wait_for(
         lambda: EvaluationChunk.objects.filter(evaluation=evaluation, status="running").first(),
         60,
@@ -163,11 +163,11 @@ def test_a_chunk_lost_with_its_worker_process_is_done_again(
     # Delivered again at once, long before the sweep would find the chunk's heartbeat stale.
     assert services.CHUNK_STALE_AFTER.total_seconds() >= 60
     wait_for(finished, 40, "the evaluation to finish after the kill")
-    assert evaluation.status == "done" and evaluation.games_done == 3
+    assert evaluation.status == "done" and evaluation.games_done == 2
     playing.refresh_from_db()
     assert playing.attempts == 2 and playing.status == "done"
     lines = [v for c in evaluation.chunks.order_by("index") for v in c.lines]
-    whole = evaluate("dellacherie", seeds=evaluation_seeds(3), piece_cap=1_500_000)
+    whole = evaluate("dellacherie", seeds=evaluation_seeds(2), piece_cap=1_000_000)
     assert lines == whole.lines
 
 

@@ -104,8 +104,8 @@ def test_a_chunk_lost_with_its_worker_process_is_played_again(
     evaluate_worker: stack.Service, user: object
 ) -> None:
     run = a_holding_run(user)
-    # BCTS's controller outlives a million pieces almost always: a chunk takes seconds.
-    batch = LinearBatch(10, 20, "uniform", "bcts", 1_000_000, (5, 6), np.tile(BCTS_WEIGHTS, (2, 1)))
+    # BCTS outlives 500,000 pieces almost always: the chunk takes a second or two.
+    batch = LinearBatch(10, 20, "uniform", "bcts", 500_000, (5, 6), np.tile(BCTS_WEIGHTS, (2, 1)))
     results = []
     player = WorkerBatches(run.pk, "holder", chunk_games=2)
     waiting = threading.Thread(target=lambda: results.append(player(batch, lambda: True)))
