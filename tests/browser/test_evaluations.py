@@ -126,7 +126,14 @@ def test_stored_evaluations_are_drawn_with_open_intervals_reaching_the_top(
     page.goto(f"{base}/runs/{run.pk}/")
 
     page.wait_for_function("TetrisTrainer.viewer.evaluationMarks().length === 3")
-    marks = evaluation_marks(page)
+    # The chart may be drawn again at its final size (a layout after the first paint): read
+    # the marks once the canvas shows the first bar where they say.
+    for _ in range(40):
+        marks = evaluation_marks(page)
+        bounded = marks[0]
+        if all(painted(page, bounded["x"], bounded["high"] + 1, bounded["y"] - 6)):
+            break
+        page.wait_for_timeout(250)
     assert_drawn_with_intervals(marks)
     assert all(mark["high"] < mark["low"] for mark in marks)  # bars, not dots
     assert [mark["open"] for mark in marks] == [False, False, True]
