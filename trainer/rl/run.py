@@ -92,6 +92,8 @@ class RunContext:
         self._next_checkpoint = self._started + config.checkpoint_every_s
         self._next_evaluation = self.total_pieces + config.eval_every_pieces
         self.best_evaluation: float | None = progress.get("best_evaluation")
+        # how many of the kept policy's evaluation games ended before the cap
+        self.best_ended: int | None = progress.get("best_ended")
         self.stop_requested = False
         self.last_checkpoint: Path | None = None
         self.best_checkpoint: Path | None = None
@@ -232,6 +234,7 @@ class RunContext:
                 "recent_lines": list(self.recent_lines),
                 "wall_time": wall_time,
                 "best_evaluation": self.best_evaluation,
+                "best_ended": self.best_ended,
             },
             "state": state,
             "policy": policy,
@@ -269,8 +272,14 @@ class RunContext:
             return None
         # Ranked by the 95% lower bound: with games cut at the cap the estimate can be
         # unbounded, and a policy whose every game outlived the cap beats one that lost one.
-        best = self.best_evaluation is None or result.ci95_low > self.best_evaluation
+        # Two policies that both outlived the cap in every game cannot be told apart (their
+        # bounds differ only by the lines cleared within the cap): the newer one, trained
+        # longer, is kept. Kept first, a record run would keep its first policy to outlive
+        # the cap for good.
+        unranked = result.ended == 0 and self.best_ended == 0
+        best = self.best_evaluation is None or result.ci95_low > self.best_evaluation or unranked
         if best:
+            self.best_ended = result.ended
             self.best_evaluation = result.ci95_low
         figures = {name: getattr(result, name) for name in EVALUATION_FIGURES}
         report = Evaluation(

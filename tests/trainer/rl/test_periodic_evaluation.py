@@ -108,6 +108,25 @@ def test_a_worse_policy_later_does_not_replace_the_best(tmp_path: Path) -> None:
     assert np.array_equal(kept.weights, DELLACHERIE_WEIGHTS)
 
 
+def test_of_policies_that_outlive_the_cap_in_every_game_the_newest_is_kept(
+    tmp_path: Path,
+) -> None:
+    # Dellacherie's controller outlives 400 pieces in every game, and so does a nudge of it:
+    # the evaluation cannot tell them apart (their lower bounds differ only by the lines
+    # cleared within the cap), and the newer one has trained longer.
+    run, recorder = run_context(tmp_path)
+    nudged = DELLACHERIE_WEIGHTS * np.array([1.05, 1, 1, 1, 1, 0.95])
+    weak = np.array([-1.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    for name, weights in [("good", DELLACHERIE_WEIGHTS), ("nudged", nudged), ("weak", weak)]:
+        run.total_pieces += 1
+        run.evaluate(*linear(name, weights))
+    first, second, _ = recorder.evaluations
+    assert first.ended == second.ended == 0
+    assert second.ci95_low < first.ci95_low  # fewer lines within the cap, kept all the same
+    assert [e.best for e in recorder.evaluations] == [True, True, False]
+    assert np.array_equal(load_policy(tmp_path).weights, nudged)
+
+
 def test_resumed_run_keeps_its_best_evaluation(tmp_path: Path) -> None:
     run, _ = run_context(tmp_path)
     run.evaluate(*linear("good", DELLACHERIE_WEIGHTS))
