@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from trainer.rl import Callback, CheckpointInfo, TrainConfig, evaluate, train
 from trainer.rl.evaluation import EvalResult
+from trainer.rl.events import EpisodeMetrics
 from trainer.rl.policies import one_torch_thread
 from trainer.tetris import TetrisGame
 
@@ -52,6 +53,20 @@ class Snapshots(Callback):
             path = self.folder / f"t{c.wall_time:07.1f}s.pt"
             shutil.copyfile(c.path, path)
             self.taken.append((c.wall_time, path))
+
+
+class MetricLog(Callback):
+    """Appends the learner's metrics to a file as they change (cem: once per generation)."""
+
+    def __init__(self, path: Path) -> None:
+        self.file = path.open("a")
+        self.last: dict[str, float] = {}
+
+    def on_episode(self, m: EpisodeMetrics) -> None:
+        if m.extra and m.extra != self.last:
+            self.last = m.extra
+            self.file.write(json.dumps(m.as_dict()) + "\n")
+            self.file.flush()
 
 
 # --- the popular afterstate DQN, as vietnh1009's train.py does it -------------------------
@@ -311,7 +326,11 @@ def main() -> None:
         snapshots.taken = [(t, p) for t, p in found if any(0 <= t - at < 60 for at in times_s)]
         baseline = False
     else:
-        result = train(config, callbacks=[snapshots], checkpoint_dir=out / "run")
+        result = train(
+            config,
+            callbacks=[snapshots, MetricLog(out / "metrics.jsonl")],
+            checkpoint_dir=out / "run",
+        )
         trained = f"trained {result.wall_time:.0f} s, {result.total_pieces} pieces"
         print(f"{label}: {trained}", flush=True)
     if baseline:
