@@ -1,9 +1,11 @@
-"""cem's noise schedules side by side, over several seeds: does a noise floor keep learning?
+"""cem's search schedules side by side, over several seeds: which one keeps learning?
 
 Trains the `record` preset under each schedule (`--arm NAME:KEY=VALUE,...`; by default
-`decay`, the preset as it is, whose added noise falls to 0 over 120 generations, against
-`floor`, the same with `cem_noise_floor`) for `--minutes` each, seed by seed, two trainings
-at a time on one thread each (one per core; the arms alternate so both see the same load).
+`decay`, the preset as it is, whose added noise falls to 0 over 120 generations; `floor`, the
+same with `cem_noise_floor`; and `cmaes`, CMA-ES in place of the cross-entropy refit, with
+Hansen's default of recombining half the population) for `--minutes` each, seed by seed,
+two trainings at a time on one thread each (one per core; the arms take turns, so all see
+the same load). The first arm is the baseline that the others are compared with.
 Training may use a lower board than the preset's 13 rows (`--train-height`), so that a few
 minutes hold the hundreds of generations where the schedules differ. Each run's final mean
 weights then play `--games` greedy games on the fixed evaluation seeds, on a board
@@ -27,7 +29,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-DEFAULT_ARMS = ["decay:", "floor:cem_noise_floor=0.03"]
+DEFAULT_ARMS = [
+    "decay:",
+    "floor:cem_noise_floor=0.03",
+    "cmaes:cem_method=cma_es,cem_elite_fraction=0.5",
+]
 
 
 def parse_arm(text: str) -> tuple[str, dict[str, str]]:

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from trainer.rl.batches import LinearBatch, PlayedGame
+from trainer.rl.cmaes import CMAES
 from trainer.rl.config import ConfigError, TrainConfig
 from trainer.rl.events import MAX_REPLAY_PIECES, linear_policy_record
 from trainer.rl.options import linear_options
@@ -41,6 +42,11 @@ def train_cem(config: TrainConfig, run: RunContext, resumed: dict[str, Any] | No
             raise ConfigError(
                 {"cem_features": f"must stay {saved!r} to resume, got {feature_set!r}"}
             )
+        saved = "cma_es" if "cma" in resumed else "cross_entropy"
+        if saved != config.cem_method:
+            raise ConfigError(
+                {"cem_method": f"must stay {saved!r} to resume, got {config.cem_method!r}"}
+            )
     # seeding
     rng = np.random.default_rng(config.seed)
     # the search distribution
@@ -52,6 +58,13 @@ def train_cem(config: TrainConfig, run: RunContext, resumed: dict[str, Any] | No
         mean, std = resumed["mean"].double().numpy(), resumed["std"].double().numpy()
         generation, piece_cap = resumed["generation"], resumed["piece_cap"]
         rng = restore_numpy_rng(resumed["numpy_rng"])
+    cma: CMAES | None = None
+    if config.cem_method == "cma_es":
+        if resumed:
+            cma = CMAES.from_state(mean, resumed["cma"])
+        else:
+            cma = CMAES.start(mean, config.cem_initial_std)
+        std = cma.std
     if config.piece_cap:
         piece_cap = min(piece_cap, config.piece_cap)
     train_height = min(config.cem_train_height or config.height, config.height)
@@ -66,6 +79,7 @@ def train_cem(config: TrainConfig, run: RunContext, resumed: dict[str, Any] | No
             "piece_cap": piece_cap,
             "numpy_rng": numpy_rng_state(rng),
             "feature_set": feature_set,
+            **({"cma": cma.to_state()} if cma else {}),
         }
 
     def policy() -> dict[str, Any]:
@@ -86,7 +100,10 @@ def train_cem(config: TrainConfig, run: RunContext, resumed: dict[str, Any] | No
         noise = config.cem_noise
         if config.cem_noise_decay_generations:
             noise *= max(0.0, 1.0 - generation / config.cem_noise_decay_generations)
-        samples = mean + std * rng.standard_normal((config.cem_population, num_weights))
+        if cma:
+            samples = cma.ask(rng, config.cem_population)
+        else:
+            samples = mean + std * rng.standard_normal((config.cem_population, num_weights))
         batch = LinearBatch(
             config.width,
             train_height,
@@ -106,11 +123,16 @@ def train_cem(config: TrainConfig, run: RunContext, resumed: dict[str, Any] | No
         pieces = np.array([game.pieces for game in games]).reshape(config.cem_population, -1)
         fitness = lines.mean(axis=1)
         elite = np.argsort(fitness)[-elite_count:]
-        mean = samples[elite].mean(axis=0)
-        std = np.sqrt(samples[elite].var(axis=0) + noise)
-        # The floor is relative: a greedy policy depends only on the direction of its weights.
-        floor = config.cem_noise_floor * float(np.sqrt(np.mean(mean**2)))
-        std = np.maximum(std, floor)
+        if cma:  # it adapts its own spread: no added noise, no floor
+            cma.tell(samples, fitness, elite_count)
+            mean, std, noise = cma.mean, cma.std, 0.0
+        else:
+            mean = samples[elite].mean(axis=0)
+            std = np.sqrt(samples[elite].var(axis=0) + noise)
+            # The floor is relative: a greedy policy depends only on the direction of its
+            # weights.
+            floor = config.cem_noise_floor * float(np.sqrt(np.mean(mean**2)))
+            std = np.maximum(std, floor)
         generation += 1
 
         extra = {

@@ -19,6 +19,8 @@ DQN_FEATURES = ("classic", "dellacherie", "bcts", "bcts+classic")
 DQN_FEATURE_COUNTS = {"classic": 4, "dellacherie": 6, "bcts": 8, "bcts+classic": 11}
 # The engine feature sets cem can weigh (a test checks they are the engine's).
 CEM_FEATURES = ("bcts", "dt")
+# How cem moves its search distribution from one generation to the next.
+CEM_METHODS = ("cross_entropy", "cma_es")
 # The replay buffer fills to this at most: a run must not take a shared machine's memory.
 MAX_REPLAY_BYTES = 2 * 1024**3
 # Training games in one cem generation: each is a game in memory and, once over, a metric.
@@ -157,6 +159,10 @@ class TrainConfig:
     """games per task when a generation is spread over the Celery workers of the `evaluate`
     queue, on any machine (0 = the run's own process plays them all, on `threads` threads);
     the same seed learns the same weights however many workers play"""
+    cem_method: str = _spec("cross_entropy", choices=CEM_METHODS)
+    """how each generation moves the search: `cross_entropy` refits a Gaussian to the elite
+    and adds `cem_noise`; `cma_es` (Hansen's CMA-ES, recombining the elite) adapts its own
+    step size and correlations, so the noise settings do not apply to it"""
     cem_features: str = _spec("bcts", choices=CEM_FEATURES)
     """features cem weighs (MDPTetris definitions): `bcts`, Thiéry & Scherrer's 8, or `dt`,
     those 8 and pattern diversity, the 9 of the DT-20 controller (Scherrer et al., 2015)"""
