@@ -15,16 +15,14 @@ numba's compilation is not timed.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tetris_site import stack
+from bench.private_stack import evaluate_worker, private_stack
 
 HERE = "here, 2 threads"
 
@@ -62,21 +60,12 @@ def measure(arm: str | int, user: object, args: argparse.Namespace, data_dir: Pa
     if arm == HERE:
         seconds, generations = train_once(user, config)
         return {"seconds": seconds, "generations": generations}
-    worker = stack.start_worker(
-        dict(os.environ),
-        name=f"bench-{arm}",
-        queues="evaluate",
-        concurrency=arm,
-        log_path=data_dir / f"worker-{arm}.log",
-    )
-    try:
+    with evaluate_worker(arm, data_dir):
         # Compiled and loaded in every process: one chunk of one game each, twice over.
         warm = {**config, "max_episodes": 8 * arm, "cem_population": 4 * arm}
         train_once(user, {**warm, "cem_chunk_games": 1, "cem_elite_fraction": 0.5})
         seconds, generations = train_once(user, config)
         return {"seconds": seconds, "generations": generations}
-    finally:
-        worker.stop(grace=10)
 
 
 def main() -> None:
@@ -87,32 +76,16 @@ def main() -> None:
     parser.add_argument("--here", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args()
 
-    data_dir = Path(tempfile.mkdtemp(prefix="cem-workers-"))
-    os.environ.pop("DATABASE_URL", None)
-    os.environ.update(
-        DATA_DIR=str(data_dir), DJANGO_SETTINGS_MODULE="tetris_site.settings", TORCH_THREADS="1"
-    )
-    redis = stack.start_redis(data_dir, log_path=data_dir / "redis.log")
-    os.environ["REDIS_URL"] = redis.url
-    import django
-
-    from tetris_site.env import prepare_data_dir
-
-    prepare_data_dir(Path(os.environ["DATA_DIR"]))
-    django.setup()
-    from django.contrib.auth import get_user_model
-
     results: dict[str | int, list[dict]] = {1: [], 2: [], **({HERE: []} if args.here else {})}
-    try:
-        stack.manage("migrate", "--noinput", "-v", "0", env=os.environ)
+    with private_stack("cem-workers-") as data_dir:
+        from django.contrib.auth import get_user_model
+
         user = get_user_model().objects.create_user("bench", password="bench-password-1")
         for pair in range(args.pairs):
             for arm in [*((1, 2) if pair % 2 == 0 else (2, 1)), *results.keys() - {1, 2}]:
                 result = measure(arm, user, args, data_dir)
                 results[arm].append(result)
                 print(f"pair {pair + 1}: {arm}: {result['seconds']:.1f} s", flush=True)
-    finally:
-        redis.stop(grace=5)
 
     def per_hour(result: dict) -> float:
         return 3600 * args.generations / result["seconds"]

@@ -13,16 +13,14 @@ compilation is not timed.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tetris_site import stack
+from bench.private_stack import evaluate_worker, private_stack
 
 POLL_SECONDS = 0.1
 
@@ -77,18 +75,9 @@ def time_evaluation(run: object, games: int) -> float:
 
 def measure(run: object, processes: int, args: argparse.Namespace, data_dir: Path) -> float:
     """Start a worker of `processes` processes, warm it up, time one evaluation, stop it."""
-    worker = stack.start_worker(
-        dict(os.environ),
-        name=f"bench-{processes}",
-        queues="evaluate",
-        concurrency=processes,
-        log_path=data_dir / f"worker-{processes}.log",
-    )
-    try:
+    with evaluate_worker(processes, data_dir):
         time_evaluation(run, processes)  # one game per process: compiled and loaded
         return time_evaluation(run, args.games)
-    finally:
-        worker.stop(grace=10)
 
 
 def main() -> None:
@@ -98,30 +87,14 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=15)
     args = parser.parse_args()
 
-    data_dir = Path(tempfile.mkdtemp(prefix="evaluation-workers-"))
-    os.environ.pop("DATABASE_URL", None)
-    os.environ.update(
-        DATA_DIR=str(data_dir), DJANGO_SETTINGS_MODULE="tetris_site.settings", TORCH_THREADS="1"
-    )
-    redis = stack.start_redis(data_dir, log_path=data_dir / "redis.log")
-    os.environ["REDIS_URL"] = redis.url
-    import django
-
-    from tetris_site.env import prepare_data_dir
-
-    prepare_data_dir(Path(os.environ["DATA_DIR"]))
-    django.setup()
     times: dict[int, list[float]] = {1: [], 2: []}
-    try:
-        stack.manage("migrate", "--noinput", "-v", "0", env=os.environ)
+    with private_stack("evaluation-workers-") as data_dir:
         run = make_run(args.height)
         for pair in range(args.pairs):
             for processes in (1, 2) if pair % 2 == 0 else (2, 1):
                 seconds = measure(run, processes, args, data_dir)
                 times[processes].append(seconds)
                 print(f"pair {pair + 1}: {processes} process(es): {seconds:.1f} s", flush=True)
-    finally:
-        redis.stop(grace=5)
     ratios = [one / two for one, two in zip(times[1], times[2], strict=True)]
     print(f"\n{args.games} games, Dellacherie on a 10x{args.height} board, no piece cap\n")
     print("| worker processes | seconds, median | each pair |")

@@ -17,7 +17,6 @@ import argparse
 import os
 import signal
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.private_stack import private_stack
 from tetris_site import stack
 
 PASSWORD = "experiment-check-1"
@@ -53,109 +53,93 @@ def main() -> None:
     parser.add_argument("--data-dir", help="DATA_DIR (default: a new temporary folder)")
     args = parser.parse_args()
 
-    data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="experiment-stack-"))
-    os.environ.pop("DATABASE_URL", None)
-    os.environ.update(
-        DATA_DIR=str(data_dir),
-        DJANGO_SETTINGS_MODULE="tetris_site.settings",
-        TORCH_THREADS="1",
-        SWEEP_SECONDS="2",
-        RUN_STALE_SECONDS="15",
-    )
-    from tetris_site.env import prepare_data_dir
+    started: list[stack.Service] = []
+    settings = {"SWEEP_SECONDS": "2", "RUN_STALE_SECONDS": "15"}
+    with private_stack("experiment-stack-", args.data_dir, **settings) as data_dir:
+        try:
+            from django.contrib.auth import get_user_model
 
-    prepare_data_dir(data_dir)
-    redis = stack.start_redis(data_dir, log_path=data_dir / "redis.log")
-    os.environ["REDIS_URL"] = redis.url
-    started: list[stack.Service] = [redis]
-    try:
-        stack.manage("migrate", "--noinput", "-v", "0", env=os.environ)
-        import django
+            get_user_model().objects.create_user("lab", password=PASSWORD)
 
-        django.setup()
-        from django.contrib.auth import get_user_model
+            def training_worker(name: str) -> stack.Service:
+                worker = stack.start_worker(
+                    os.environ,
+                    name=name,
+                    queues="training",
+                    concurrency=2,
+                    log_path=data_dir / f"{name}.log",
+                )
+                started.append(worker)
+                return worker
 
-        get_user_model().objects.create_user("lab", password=PASSWORD)
-
-        def training_worker(name: str) -> stack.Service:
-            worker = stack.start_worker(
-                os.environ,
-                name=name,
-                queues="training",
-                concurrency=2,
-                log_path=data_dir / f"{name}.log",
+            worker = training_worker("worker1")
+            started.append(
+                stack.start_worker(
+                    os.environ,
+                    name="evaluate",
+                    queues="evaluate",
+                    concurrency=2,
+                    log_path=data_dir / "evaluate.log",
+                )
             )
-            started.append(worker)
-            return worker
-
-        worker = training_worker("worker1")
-        started.append(
-            stack.start_worker(
-                os.environ,
-                name="evaluate",
-                queues="evaluate",
-                concurrency=2,
-                log_path=data_dir / "evaluate.log",
+            daphne = stack.start_daphne(
+                os.environ, port=stack.free_port(), log_path=data_dir / "daphne.log"
             )
-        )
-        daphne = stack.start_daphne(
-            os.environ, port=stack.free_port(), log_path=data_dir / "daphne.log"
-        )
-        started.append(daphne)
-        http = signed_in(daphne.url, "lab")
-        body = {
-            "name": "learning rate",
-            "preset": "quick",
-            "config": {"max_minutes": args.minutes, "frames_per_second": 0, "threads": 1},
-            "grid": {"lr": [0.001, 0.0003]},
-            "seeds": 2,
-            "parallel": 2,
-            "eval_games": 20,
-            "eval_piece_cap": 20_000,
-        }
-        begun = time.monotonic()
-        created = http.post(f"{daphne.url}/api/experiments/", json=body, timeout=60)
-        assert created.status_code == 201, created.text
-        url = f"{daphne.url}/api/experiments/{created.json()['id']}/"
+            started.append(daphne)
+            http = signed_in(daphne.url, "lab")
+            body = {
+                "name": "learning rate",
+                "preset": "quick",
+                "config": {"max_minutes": args.minutes, "frames_per_second": 0, "threads": 1},
+                "grid": {"lr": [0.001, 0.0003]},
+                "seeds": 2,
+                "parallel": 2,
+                "eval_games": 20,
+                "eval_piece_cap": 20_000,
+            }
+            begun = time.monotonic()
+            created = http.post(f"{daphne.url}/api/experiments/", json=body, timeout=60)
+            assert created.status_code == 201, created.text
+            url = f"{daphne.url}/api/experiments/{created.json()['id']}/"
 
-        from trainer.models import Run
+            from trainer.models import Run
 
-        if args.kill:
-            while not Run.objects.filter(status=Run.Status.RUNNING, episodes__gt=0).exists():
-                time.sleep(0.5)
-            os.killpg(worker.process.pid, signal.SIGKILL)
-            worker.process.wait()
-            print("killed the training worker; starting another", file=sys.stderr)
-            training_worker("worker2")
-        while (answer := http.get(url, timeout=60).json())["status"] == "running":
-            time.sleep(2)
-        seconds = time.monotonic() - begun
-        runs = list(Run.objects.filter(experiment_id=answer["id"]))
-        print(
-            f"\nexperiment {answer['id']}: {answer['status']} after {seconds:.0f} s; "
-            f"{len(runs)} runs, retries {sum(run.retries for run in runs)}, "
-            f"{os.cpu_count()} cores\n"
-        )
-        print("| configuration | runs | evaluated | IQM | 95% CI | curve points |")
-        print("|---|---|---|---|---|---|")
-        for c in answer["configurations"]:
-            settings = ", ".join(f"{key}={value}" for key, value in c["params"].items())
-            interval = f"{c['ci95_low']:,.1f} to {c['ci95_high']:,.1f}" if c["iqm"] else "-"
-            iqm = f"{c['iqm']:,.1f}" if c["iqm"] is not None else "-"
-            if c["censored"]:
-                iqm = f">= {iqm} ({c['censored']} at the cap)"
+            if args.kill:
+                while not Run.objects.filter(status=Run.Status.RUNNING, episodes__gt=0).exists():
+                    time.sleep(0.5)
+                os.killpg(worker.process.pid, signal.SIGKILL)
+                worker.process.wait()
+                print("killed the training worker; starting another", file=sys.stderr)
+                training_worker("worker2")
+            while (answer := http.get(url, timeout=60).json())["status"] == "running":
+                time.sleep(2)
+            seconds = time.monotonic() - begun
+            runs = list(Run.objects.filter(experiment_id=answer["id"]))
             print(
-                f"| {settings} | {len(c['runs'])} | {c['evaluated']} | {iqm} | {interval} "
-                f"| {len(c['curve']['x'])} |"
+                f"\nexperiment {answer['id']}: {answer['status']} after {seconds:.0f} s; "
+                f"{len(runs)} runs, retries {sum(run.retries for run in runs)}, "
+                f"{os.cpu_count()} cores\n"
             )
-        assert answer["status"] == "finished" and len(runs) == 4
-        assert len({(run.trial_id, run.seed_index) for run in runs}) == 4
-        assert all(
-            c["evaluated"] == 2 and c["ci95_low"] is not None for c in answer["configurations"]
-        )
-    finally:
-        for service in reversed(started):
-            service.stop(grace=10)
+            print("| configuration | runs | evaluated | IQM | 95% CI | curve points |")
+            print("|---|---|---|---|---|---|")
+            for c in answer["configurations"]:
+                settings = ", ".join(f"{key}={value}" for key, value in c["params"].items())
+                interval = f"{c['ci95_low']:,.1f} to {c['ci95_high']:,.1f}" if c["iqm"] else "-"
+                iqm = f"{c['iqm']:,.1f}" if c["iqm"] is not None else "-"
+                if c["censored"]:
+                    iqm = f">= {iqm} ({c['censored']} at the cap)"
+                print(
+                    f"| {settings} | {len(c['runs'])} | {c['evaluated']} | {iqm} | {interval} "
+                    f"| {len(c['curve']['x'])} |"
+                )
+            assert answer["status"] == "finished" and len(runs) == 4
+            assert len({(run.trial_id, run.seed_index) for run in runs}) == 4
+            assert all(
+                c["evaluated"] == 2 and c["ci95_low"] is not None for c in answer["configurations"]
+            )
+        finally:
+            for service in reversed(started):
+                service.stop(grace=10)
 
 
 if __name__ == "__main__":
