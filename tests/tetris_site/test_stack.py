@@ -118,29 +118,6 @@ def assert_stopped_cleanly(launcher: Launcher, children: list[psutil.Process]) -
         sock.listen()
 
 
-def test_launcher_serves_and_ctrl_c_stops_every_child(tmp_path: Path) -> None:
-    launcher = start_launcher(tmp_path)
-    try:
-        assert f"{launcher.url}/" in launcher.output()
-        status = _get_json(f"{launcher.url}/api/status")
-        assert status["workers"] >= 1
-        assert status["redis"] is True
-        assert len(launcher.children()) >= 3  # redis, daphne, worker (and its pool)
-        redis_url = urlsplit((launcher.data_dir / "redis.url").read_text())
-        assert redis_url.port != 6379 and redis_url.password
-        # Nothing the stack wrote (database, secret key, Redis's password and data) is
-        # readable by another account.
-        paths = [launcher.data_dir, *launcher.data_dir.rglob("*")]
-        loose = {str(p): oct(p.stat().st_mode) for p in paths if p.stat().st_mode & 0o077}
-        assert not loose
-        assert any(p.name == "db.sqlite3" for p in paths)
-    finally:
-        children = launcher.stop(signal.SIGINT)
-    assert_stopped_cleanly(launcher, children)
-    assert not (launcher.data_dir / "redis.url").exists()
-    assert any((launcher.data_dir / "redis").glob("appendonly*"))
-
-
 def _training_worker(launcher: Launcher) -> list[psutil.Process]:
     # The worker's main process and its pool (forked, so with the same command line).
     found = []
@@ -170,12 +147,27 @@ def _wait_for(
         time.sleep(0.5)
 
 
-def test_launcher_starts_a_killed_worker_again_and_a_hangup_stops_it_all(
+def test_launcher_serves_privately_restarts_a_killed_worker_and_a_hangup_stops_it_all(
     tmp_path: Path,
 ) -> None:
+    # One launcher for all of it: starting the stack is most of what such a test costs.
     # The heartbeat is stamped every 5 s: 8 s without one is a lost worker; sweep each second.
     launcher = start_launcher(tmp_path, RUN_STALE_SECONDS="8", SWEEP_SECONDS="1")
     try:
+        assert f"{launcher.url}/" in launcher.output()
+        status = _get_json(f"{launcher.url}/api/status")
+        assert status["workers"] >= 1
+        assert status["redis"] is True
+        assert len(launcher.children()) >= 3  # redis, daphne, worker (and its pool)
+        redis_url = urlsplit((launcher.data_dir / "redis.url").read_text())
+        assert redis_url.port != 6379 and redis_url.password
+        # Nothing the stack wrote (database, secret key, Redis's password and data) is
+        # readable by another account.
+        paths = [launcher.data_dir, *launcher.data_dir.rglob("*")]
+        loose = {str(p): oct(p.stat().st_mode) for p in paths if p.stat().st_mode & 0o077}
+        assert not loose
+        assert any(p.name == "db.sqlite3" for p in paths)
+
         run_id = int(launcher.manage("shell", "-c", CREATE_RUN).split()[-1])
         _wait_for(lambda: launcher.run_row(run_id)[0] == "running", 60, "running run", launcher)
         client = redis.Redis.from_url((launcher.data_dir / "redis.url").read_text())
@@ -207,6 +199,10 @@ def test_launcher_starts_a_killed_worker_again_and_a_hangup_stops_it_all(
         # The terminal closing: the same clean stop as Ctrl-C, no orphan holding the port.
         children = launcher.stop(signal.SIGHUP)
     assert_stopped_cleanly(launcher, children)
+    assert not (launcher.data_dir / "redis.url").exists()
+    assert any((launcher.data_dir / "redis").glob("appendonly*"))
+    # Ctrl-C and `kill` take the path the hangup took.
+    assert {signal.SIGINT, signal.SIGTERM, signal.SIGHUP} <= set(stack.STOP_SIGNALS)
 
 
 class _Restarts:
