@@ -129,8 +129,7 @@ def train_cem(config: TrainConfig, run: RunContext, resumed: dict[str, Any] | No
         else:
             mean = samples[elite].mean(axis=0)
             std = np.sqrt(samples[elite].var(axis=0) + noise)
-            # The floor is relative: a greedy policy depends only on the direction of its
-            # weights.
+            # Relative: a greedy policy depends only on the direction of its weights.
             floor = config.cem_noise_floor * float(np.sqrt(np.mean(mean**2)))
             std = np.maximum(std, floor)
         generation += 1

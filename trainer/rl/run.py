@@ -274,8 +274,8 @@ class RunContext:
         # unbounded, and a policy whose every game outlived the cap beats one that lost one.
         # Two policies that both outlived the cap in every game cannot be told apart (their
         # bounds differ only by the lines cleared within the cap): the newer one, trained
-        # longer, is kept. Kept first, a record run would keep its first policy to outlive
-        # the cap for good.
+        # longer, is kept. Ranked by that noise, a record run kept whichever policy
+        # happened to clear a few more lines within the cap.
         unranked = result.ended == 0 and self.best_ended == 0
         best = self.best_evaluation is None or result.ci95_low > self.best_evaluation or unranked
         if best:
