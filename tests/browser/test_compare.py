@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.pages import save_screenshot, sign_in
-from tests.visualizer.test_compare import store_learning_curve
+from tests.visualizer.test_compare import LONG_RUN_EPISODES, store_learning_curve
 from tetris_site import stack
 from trainer import services
 from trainer.models import Run
@@ -149,13 +149,13 @@ def test_ticked_runs_are_overlaid_with_their_differing_settings_highlighted(
     assert script_errors == []
 
 
-def test_compare_page_stays_quick_with_ten_runs_of_100000_episodes(
+def test_compare_page_stays_quick_with_ten_long_runs(
     browser_page: Page, script_errors: list[str], live_daphne: stack.Service, user: object
 ) -> None:
     page, base = browser_page, live_daphne.url
     runs = [services.run_create(owner=user, name=f"run {i}") for i in range(10)]
     for index, run in enumerate(runs):
-        store_learning_curve(run, 100_000, best=100.0 + 30 * index, seed=index)
+        store_learning_curve(run, LONG_RUN_EPISODES, best=100.0 + 30 * index, seed=index)
     sign_in(page, base, "ada", PASSWORD)
 
     started = time.perf_counter()
@@ -178,7 +178,8 @@ def test_compare_page_stays_quick_with_ten_runs_of_100000_episodes(
     rebuild = page.evaluate("TetrisTrainer.compare.lastDrawMs()")
     # Reported, not asserted: docs/BENCHMARKS.md ("## Compare") has the figures.
     print(
-        f"\ncompare page, 10 runs x 100,000 episodes: loaded and drawn in {loaded:.2f} s; "
+        f"\ncompare page, 10 runs x {LONG_RUN_EPISODES:,} episodes: "
+        f"loaded and drawn in {loaded:.2f} s; "
         f"redraw after a smoothing change {max(redraws):.0f} ms at most; "
         f"x-axis switch {rebuild:.0f} ms"
     )
