@@ -4,7 +4,7 @@ piece budget keeps its best-evaluated checkpoint, and its owner's Evaluate butto
 Only the owner has the button, and it says in words why an evaluation cannot start.
 
 Training is deterministic given the seed and a piece budget, so the run is the same every
-time: seed 1 of the quick preset, 25,000 placements, evaluated every 6,250. That the
+time: seed 1 of the quick preset, 12,000 placements, evaluated every 3,000. That the
 kept policy survives a collapse of the learner is a learning result, measured over seeds
 by bench/dqn_stability.py; tests/trainer/rl/test_periodic_evaluation.py holds the rule
 that a worse policy never replaces the kept one.
@@ -30,10 +30,10 @@ PASSWORD = "pw-for-tests-1"  # the `user` fixture's
 OTHER_PASSWORD = "pw-for-tests-2"  # `other_user`'s
 # The quick preset with its default seed (1) and frame rate, trained to a piece budget.
 BUDGET = {
-    "max_pieces": "25000",
+    "max_pieces": "12000",
     "max_minutes": "0",
     "threads": "2",
-    "eval_every_pieces": "6250",
+    "eval_every_pieces": "3000",
     # A short cap for the periodic and the held-out games alike: a good policy outlives
     # any cap, and a longer one only makes each evaluation longer.
     "eval_piece_cap": "2000",
