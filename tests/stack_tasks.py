@@ -47,3 +47,20 @@ def train_then_hang(self: object, run_id: int) -> None:
         task_id=self.request.id or "",
         extra_callbacks=[HangAfterCheckpoint()],
     )
+
+
+@shared_task(name="tests.torch_threads")
+def torch_threads(key: str) -> None:
+    """Write under `key` in Redis whether this pool process had imported torch before this
+    task, and torch's threads (the workers keep no task results)."""
+    import json
+    import sys
+
+    import redis
+    from django.conf import settings
+
+    imported_before = "torch" in sys.modules
+    import torch
+
+    answer = {"imported_before": imported_before, "threads": torch.get_num_threads()}
+    redis.Redis.from_url(settings.REDIS_URL).set(key, json.dumps(answer), ex=60)

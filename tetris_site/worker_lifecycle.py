@@ -10,6 +10,7 @@
 
 import logging
 import os
+import sys
 import threading
 import time
 
@@ -27,10 +28,23 @@ def _remember_concurrency(sender: object, **kwargs: object) -> None:
 
 @signals.worker_process_init.connect
 def _set_torch_threads(**kwargs: object) -> None:
-    import torch
     from django.conf import settings
 
-    torch.set_num_threads(torch_threads_per_process(settings.TORCH_THREADS))
+    size_torch_threads(torch_threads_per_process(settings.TORCH_THREADS))
+
+
+def size_torch_threads(threads: int) -> None:
+    """Give torch `threads` intra-op threads in this process, without importing it.
+
+    torch sizes its pool from OMP_NUM_THREADS when first imported, so a worker process
+    that never trains (the play and evaluate pools of `make run`, mostly) never pays the
+    seconds of importing it. numba sizes its own pool (NUMBA_NUM_THREADS), not from this.
+    """
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
+    else:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
 
 
 def torch_threads_per_process(configured: int) -> int:
