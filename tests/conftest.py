@@ -64,6 +64,18 @@ class QuickPBKDF2PasswordHasher(PBKDF2PasswordHasher):
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread() -> None:
+    """torch in this process on one thread, as the workers the tests start (TORCH_THREADS=1).
+
+    The tests' networks are tiny, and beside those workers on 2 cores a second intra-op
+    thread mostly waits for a core: sb3's MaskablePPO test took 48 s instead of 2.4 s.
+    """
+    import torch
+
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _quick_password_hashes() -> None:
     """Hundreds of tests create users: at 0.2 s a hash, minutes of the suite otherwise."""
     hasher = f"{__name__}.{QuickPBKDF2PasswordHasher.__name__}"
