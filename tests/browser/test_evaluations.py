@@ -222,25 +222,33 @@ def test_run_list_kept_score_follows_the_run_as_the_list_polls(
     assert script_errors == []
 
 
-@pytest.mark.parametrize(
-    "figures",
-    [
-        {"mean_lines": 41.25, "ci95_low": 30.05, "ci95_high": 55.75},  # ties
-        {"mean_lines": 0.15, "ci95_low": 0.0, "ci95_high": 0.45, "games": 4},
-        {"mean_lines": 99.96, "ci95_low": 80.0, "ci95_high": 120.0},
-        {"mean_lines": 512.5, "ci95_low": 401.5, "ci95_high": 700.25, "games": 20},
-        {"mean_lines": 123456.5, "ci95_low": 99999.5, "ci95_high": 1234567.5, "games": 1},
-        {"mean_lines": 12.0, "ci95_low": 99.95, "ci95_high": None, "ended": 0},
-        {"mean_lines": 3.0, "ci95_low": 4.5, "ci95_high": None, "piece_cap": 0, "ended": 0},
-        {"mean_lines": None, "ci95_low": None, "ci95_high": None, "status": "running"},
-    ],
-)
+# Score figures of every shape a page meets: ties at a rounding edge, tiny and huge means,
+# one game, no game ended (with and without a cap), and an evaluation still running.
+FIGURES = [
+    {"mean_lines": 41.25, "ci95_low": 30.05, "ci95_high": 55.75},  # ties
+    {"mean_lines": 0.15, "ci95_low": 0.0, "ci95_high": 0.45, "games": 4},
+    {"mean_lines": 99.96, "ci95_low": 80.0, "ci95_high": 120.0},
+    {"mean_lines": 512.5, "ci95_low": 401.5, "ci95_high": 700.25, "games": 20},
+    {"mean_lines": 123456.5, "ci95_low": 99999.5, "ci95_high": 1234567.5, "games": 1},
+    {"mean_lines": 12.0, "ci95_low": 99.95, "ci95_high": None, "ended": 0},
+    {"mean_lines": 3.0, "ci95_low": 4.5, "ci95_high": None, "piece_cap": 0, "ended": 0},
+    {"mean_lines": None, "ci95_low": None, "ci95_high": None, "status": "running"},
+]
+
+
 def test_pages_write_a_score_as_the_server_does(
-    browser_page: Page, live_daphne: stack.Service, user: object, figures: dict
+    browser_page: Page, live_daphne: stack.Service, user: object
 ) -> None:
     run = services.run_create(owner=user, name="evaluated")
-    summary = evaluation_summary(add_evaluation(run, 1000, **figures))
+    summaries = [
+        evaluation_summary(add_evaluation(run, 1000 * (i + 1), **figures))
+        for i, figures in enumerate(FIGURES)
+    ]
     sign_in(browser_page, live_daphne.url, "ada", PASSWORD)
     browser_page.goto(f"{live_daphne.url}/")  # the run list, its scripts loaded
-    written = browser_page.evaluate("summary => TetrisTrainer.scoreText(summary)", summary)
-    assert written == score_text(summary)
+    written = browser_page.evaluate(
+        "summaries => summaries.map((s) => TetrisTrainer.scoreText(s))", summaries
+    )
+    wanted = [score_text(summary) for summary in summaries]
+    differ = [(f, w, s) for f, w, s in zip(FIGURES, written, wanted, strict=True) if w != s]
+    assert not differ, "page wrote / server writes:\n" + "\n".join(map(repr, differ))
