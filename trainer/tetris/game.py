@@ -53,12 +53,14 @@ def _validate(width: int, height: int, randomizer: str) -> None:
 
 
 def _weights_for(weights: np.ndarray, feature_set: str) -> np.ndarray:
-    """Weights as a contiguous float64 vector: finite, one per feature of the set.
+    """Weights as a contiguous, writable float64 vector: finite, one per feature of the set.
 
     (A NaN would rank no placement best, and the greedy kernels assume one always is.)
+    Always a copy: numba compiles a kernel again for a read-only array (the published
+    weights are read-only), and a copy of a few floats costs nothing beside a game.
     """
     feature_set_id(feature_set)  # ValueError for an unknown set
-    w = np.ascontiguousarray(weights, dtype=np.float64)
+    w = np.array(weights, dtype=np.float64, order="C", copy=True)
     expected = len(FEATURE_SETS[feature_set])
     if w.shape != (expected,):
         raise ValueError(f"{feature_set!r} needs {expected} weights, got shape {w.shape}")
