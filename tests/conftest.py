@@ -8,7 +8,10 @@ publisher); a test marked `redis` gets the session's Redis; a `stack` test (or o
 a worker or daphne fixture) starts real processes too.
 """
 
+import functools
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +28,33 @@ from live import bridge
 from live.protocol import Envelope
 from tetris_site import stack
 from tetris_site.settings import channel_layers_for
+
+_kernels_warming: list[subprocess.Popen] = []
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Compile the engine's kernels into numba's cache in the background, niced.
+
+    From a fresh clone (as in CI) the cache is empty, and the first tests that play a game,
+    here and in every worker they start, would each compile the kernels (half a minute of
+    one core); the suite's first tests mostly wait on processes and a browser, so the
+    compile goes on a core they leave idle. From a warm cache it costs about a second.
+    """
+    _kernels_warming.append(
+        subprocess.Popen(
+            [sys.executable, "-m", "trainer.tetris.warm"],
+            cwd=stack.BASE_DIR,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=functools.partial(os.nice, 10),
+        )
+    )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    for process in _kernels_warming:
+        process.kill()
+        process.wait()
 
 
 def database_url(settings_dict: dict) -> str:
