@@ -20,7 +20,7 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import redis
 
@@ -295,26 +295,36 @@ def start_worker(
     extra_args: Sequence[str] = (),
 ) -> Service:
     """A Celery worker (on queues `training` and `play` by default), ready once it is alive."""
-    service = spawn_worker(
-        env,
-        name=name,
-        queues=queues,
-        concurrency=concurrency,
-        log_path=log_path,
-        extra_args=extra_args,
-    )
-    hostname = service.extra["hostname"]
+    options = {"name": name, "queues": queues, "concurrency": concurrency}
+    return start_workers(
+        env, [{**options, "log_path": log_path, "extra_args": extra_args}], timeout=timeout
+    )[0]
+
+
+def start_workers(
+    env: Mapping[str, str], workers: Sequence[Mapping[str, Any]], *, timeout: float = 60
+) -> list[Service]:
+    """Celery workers (each `spawn_worker`'s options), started together: their start-ups
+    overlap. Ready once each is alive; if one is not, all are stopped."""
+    services = [spawn_worker(env, **options) for options in workers]
     redis_url = env["REDIS_URL"]
 
-    def registered() -> bool:
+    def registered(hostname: str) -> bool:
         try:
             client = redis.Redis.from_url(redis_url, socket_connect_timeout=0.5)
             return liveness.is_alive(client, hostname)
         except redis.RedisError:
             return False
 
-    _wait_until(service, registered, timeout, "liveness entry in Redis")
-    return service
+    try:
+        for service in services:
+            ready = functools.partial(registered, service.extra["hostname"])
+            _wait_until(service, ready, timeout, "liveness entry in Redis")
+    except StackError:
+        for service in services:
+            service.stop(grace=2)
+        raise
+    return services
 
 
 def restart_delay(failures: int) -> float:
@@ -462,10 +472,8 @@ def run(port: int, host: str, concurrency: int) -> int:
             # Evaluations too: their chunks share these processes, whatever trains meanwhile.
             {"name": "evaluate", "queues": "evaluate", "concurrency": EVALUATE_WORKER_CONCURRENCY},
         ]
-        for options in workers:
-            supervisor.add(
-                start_worker(env, **options), functools.partial(spawn_worker, env, **options)
-            )
+        for options, service in zip(workers, start_workers(env, workers), strict=True):
+            supervisor.add(service, functools.partial(spawn_worker, env, **options))
         supervisor.add(
             start_daphne(env, port=port, host=host),
             functools.partial(spawn_daphne, env, port=port, host=host),

@@ -39,12 +39,13 @@ def test_a_killed_worker_loses_no_configuration_and_trains_none_twice(
 ) -> None:
     # Sweeps every second, and a run whose heartbeat is 8 s old counts as lost.
     env = {**stack_env, "SWEEP_SECONDS": "1", "RUN_STALE_SECONDS": "8"}
-    workers = [
-        stack.start_worker(
-            env, name=f"exp-{n}", queues="training", log_path=stack_dir / f"exp-{n}.log"
-        )
-        for n in "ab"
-    ]
+    workers = stack.start_workers(
+        env,
+        [
+            {"name": f"exp-{n}", "queues": "training", "log_path": stack_dir / f"exp-{n}.log"}
+            for n in "ab"
+        ],
+    )
     hostnames = {worker.extra["hostname"]: worker for worker in workers}
     try:
         experiment = experiments.experiment_create(

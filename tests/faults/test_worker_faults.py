@@ -35,10 +35,13 @@ def test_two_workers_share_runs_and_a_dead_ones_run_is_never_trained_twice(
     stack_env: dict, stack_dir: Path, user: object
 ) -> None:
     logs = [stack_dir / "pair-a.log", stack_dir / "pair-b.log"]
-    workers = [
-        stack.start_worker(stack_env, name=f"pair-{n}", queues="pair", log_path=log)
-        for n, log in zip("ab", logs, strict=True)
-    ]
+    workers = stack.start_workers(
+        stack_env,
+        [
+            {"name": f"pair-{n}", "queues": "pair", "log_path": log}
+            for n, log in zip("ab", logs, strict=True)
+        ],
+    )
     try:
         first = services.run_create(owner=user, name="first", config=FAST)
         _start_on("pair", first)
@@ -84,16 +87,18 @@ def test_a_run_outliving_the_visibility_timeout_is_not_delivered_again(
 ) -> None:
     env = {**stack_env, "BROKER_VISIBILITY_TIMEOUT": "2"}
     logs = [stack_dir / "vt-a.log", stack_dir / "vt-b.log"]
-    workers = [
-        stack.start_worker(
-            env,
-            name=f"vt-{n}",
-            queues="vt",
-            log_path=log,
-            extra_args=["--include", "tests.faults.fast_restore"],
-        )
-        for n, log in zip("ab", logs, strict=True)
-    ]
+    workers = stack.start_workers(
+        env,
+        [
+            {
+                "name": f"vt-{n}",
+                "queues": "vt",
+                "log_path": log,
+                "extra_args": ["--include", "tests.faults.fast_restore"],
+            }
+            for n, log in zip("ab", logs, strict=True)
+        ],
+    )
     try:
         run = services.run_create(owner=user, name="long", config=FAST)
         _start_on("vt", run)
