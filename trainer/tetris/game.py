@@ -56,11 +56,13 @@ def _weights_for(weights: np.ndarray, feature_set: str) -> np.ndarray:
     """Weights as a contiguous, writable float64 vector: finite, one per feature of the set.
 
     (A NaN would rank no placement best, and the greedy kernels assume one always is.)
-    Always a copy: numba compiles a kernel again for a read-only array (the published
-    weights are read-only), and a copy of a few floats costs nothing beside a game.
+    A read-only array is copied: numba would compile each kernel again for it (the
+    published weights are read-only).
     """
     feature_set_id(feature_set)  # ValueError for an unknown set
-    w = np.array(weights, dtype=np.float64, order="C", copy=True)
+    w = np.ascontiguousarray(weights, dtype=np.float64)
+    if not w.flags.writeable:
+        w = w.copy()
     expected = len(FEATURE_SETS[feature_set])
     if w.shape != (expected,):
         raise ValueError(f"{feature_set!r} needs {expected} weights, got shape {w.shape}")
