@@ -295,10 +295,10 @@ def start_worker(
     extra_args: Sequence[str] = (),
 ) -> Service:
     """A Celery worker (on queues `training` and `play` by default), ready once it is alive."""
-    options = {"name": name, "queues": queues, "concurrency": concurrency}
-    return start_workers(
-        env, [{**options, "log_path": log_path, "extra_args": extra_args}], timeout=timeout
-    )[0]
+    options = dict(
+        name=name, queues=queues, concurrency=concurrency, log_path=log_path, extra_args=extra_args
+    )
+    return start_workers(env, [options], timeout=timeout)[0]
 
 
 def start_workers(
